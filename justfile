@@ -1,0 +1,18 @@
+# Recipes for everyday work; each is a thin wrapper over scripts/ so nothing needs `just` to run.
+
+# Set up (once) and serve on embedded stores
+serve *args:
+    scripts/serve {{args}}
+
+# Set up (once) and run the whole test suite, browser tests included
+test *args:
+    scripts/test {{args}}
+
+# Lint: ruff and the import boundaries
+lint:
+    .venv/bin/ruff check src tests bench
+    .venv/bin/lint-imports
+
+# Benchmarks: print numbers, never pass/fail
+bench:
+    .venv/bin/python bench/startup.py

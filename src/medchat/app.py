@@ -1,0 +1,82 @@
+"""``create_app(settings)``: wires the modules' routers, plugins and middleware into one Litestar app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.plugins.htmx import HTMXPlugin
+from litestar.plugins.opentelemetry import OpenTelemetryPlugin
+
+from medchat import __version__, auth, chat
+from medchat.platform.health import health_handlers
+from medchat.platform.logging import configure_logging
+from medchat.platform.problems import exception_handlers
+from medchat.platform.security import security_headers
+from medchat.platform.telemetry import MetricsController, opentelemetry_config, prometheus_config
+from medchat.platform.web import static_files_router, template_config
+from medchat.runtime import Runtime
+from medchat.settings import Settings
+from medchat.worker import supervise_embedded_worker
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.load()
+    configure_logging(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        runtime = await Runtime.open(settings)
+        app.state.runtime = runtime
+        app.state.readiness = runtime.readiness
+        worker_task = None
+        if settings.fully_embedded:
+            worker_task = asyncio.create_task(supervise_embedded_worker(runtime), name="embedded-arq-worker")
+        log.info("medchat ready", embedded=settings.fully_embedded, data_dir=str(settings.data_dir))
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
+            await runtime.close()
+
+    cors = CORSConfig(allow_origins=settings.cors_origins, allow_credentials=True) if settings.cors_origins else None
+    return Litestar(
+        route_handlers=[
+            *health_handlers,
+            MetricsController,
+            static_files_router,
+            auth.router,
+            chat.router,
+        ],
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+        dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
+        plugins=[HTMXPlugin(), OpenTelemetryPlugin(opentelemetry_config())],
+        middleware=[prometheus_config.middleware],
+        before_send=[security_headers(hsts=settings.secure_cookies)],
+        template_config=template_config(),
+        exception_handlers=exception_handlers,
+        cors_config=cors,
+        openapi_config=OpenAPIConfig(
+            title="medchat API",
+            version=__version__,
+            description="Grounded medical question answering with citations.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        logging_config=None,
+        debug=False,
+    )

@@ -1,0 +1,11 @@
+"""Conversations, messages, the provenance graph, the answer pipeline and its safety checks."""
+
+from litestar import Router
+
+from medchat.chat.pages import home_page
+
+document_models: list[type] = []
+
+router = Router(path="/", route_handlers=[home_page])
+
+__all__ = ["document_models", "router"]

@@ -1,0 +1,1 @@
+"""llm module: public surface (filled in as the module lands)."""

@@ -1,0 +1,139 @@
+"""Connections to MongoDB (through Beanie) and Redis, with embedded stand-ins when no URL is set.
+
+``Stores.open`` is the one way any process (the web app, the worker, a CLI command) reaches the data:
+with URLs configured it just connects; without them it takes the data-dir lock and starts the
+embedded servers, or, when ``medchat serve`` already runs on that data dir, joins its servers through
+the runtime file it leaves there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from beanie import Document, init_beanie
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from medchat.platform.embedded import ChildServer, DataDirInUse, DataDirLock, EmbeddedMongo, EmbeddedRedis
+from medchat.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+RUNTIME_FILE = "run/stores.json"
+PING_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass
+class Stores:
+    """Open store clients plus whatever embedded servers this process owns."""
+
+    settings: Settings
+    mongodb_uri: str
+    redis_url: str
+    mongo: AsyncMongoClient
+    redis: Redis
+    embedded: list[ChildServer] = field(default_factory=list)
+    lock: DataDirLock | None = None
+
+    @property
+    def database(self):
+        return self.mongo[self.settings.mongodb_database]
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        document_models: Sequence[type[Document]],
+        join_running: bool = False,
+    ) -> Stores:
+        """Connect, starting embedded servers for every store without a URL.
+
+        ``join_running``: when another medchat holds the data dir, connect to its embedded servers
+        instead of failing (CLI commands use this; ``serve`` does not).
+        """
+        mongodb_uri, redis_url = settings.mongodb_uri, settings.redis_url
+        embedded: list[ChildServer] = []
+        lock: DataDirLock | None = None
+        if mongodb_uri is None or redis_url is None:
+            try:
+                lock = DataDirLock(settings.data_dir).acquire()
+            except DataDirInUse:
+                running = read_runtime_file(settings.data_dir) if join_running else None
+                if running is None:
+                    raise
+                mongodb_uri = mongodb_uri or running["mongodb_uri"]
+                redis_url = redis_url or running["redis_url"]
+            else:
+                try:
+                    # Started from this thread, not a pool thread: PR_SET_PDEATHSIG fires when the
+                    # starting thread exits. Nothing is served yet, so blocking here costs nothing.
+                    embedded = _start_embedded(settings, mongodb_uri, redis_url)
+                except BaseException:
+                    lock.release()
+                    raise
+                by_name = {server.name: server.url for server in embedded}
+                mongodb_uri = mongodb_uri or by_name["mongodb"]
+                redis_url = redis_url or by_name["redis"]
+                _write_runtime_file(settings.data_dir, mongodb_uri=mongodb_uri, redis_url=redis_url)
+
+        mongo: AsyncMongoClient = AsyncMongoClient(mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+        redis = Redis.from_url(redis_url, decode_responses=False, socket_timeout=5, socket_connect_timeout=5)
+        stores = cls(settings, mongodb_uri, redis_url, mongo, redis, embedded, lock)
+        try:
+            await init_beanie(database=stores.database, document_models=list(document_models))
+        except BaseException:
+            await stores.close()
+            raise
+        return stores
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.mongo.close()
+        for server in reversed(self.embedded):
+            await asyncio.to_thread(server.stop)
+        self.embedded.clear()
+        if self.lock is not None:
+            (self.settings.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
+            self.lock.release()
+            self.lock = None
+
+    async def ping_mongodb(self) -> None:
+        await asyncio.wait_for(self.mongo.admin.command("ping"), PING_TIMEOUT_SECONDS)
+
+    async def ping_redis(self) -> None:
+        await asyncio.wait_for(self.redis.ping(), PING_TIMEOUT_SECONDS)
+
+
+def _start_embedded(settings: Settings, mongodb_uri: str | None, redis_url: str | None) -> list[ChildServer]:
+    started: list[ChildServer] = []
+    try:
+        if mongodb_uri is None:
+            started.append(EmbeddedMongo(settings.data_dir / "mongodb").start())
+        if redis_url is None:
+            started.append(EmbeddedRedis(settings.data_dir / "redis").start())
+    except BaseException:
+        for server in started:
+            server.stop()
+        raise
+    return started
+
+
+def _write_runtime_file(data_dir: Path, **urls: str) -> None:
+    path = data_dir / RUNTIME_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": os.getpid(), **urls}))
+
+
+def read_runtime_file(data_dir: Path) -> dict[str, str] | None:
+    """The embedded servers' URLs of the medchat process running on ``data_dir``, if any."""
+    try:
+        return json.loads((data_dir / RUNTIME_FILE).read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,1 @@
+"""retrieval module: public surface (filled in as the module lands)."""

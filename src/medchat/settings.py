@@ -1,0 +1,166 @@
+"""Every setting of medchat, read from ``MEDCHAT_*`` environment variables into one typed object.
+
+``Settings.load()`` validates everything at start-up; a bad value raises ``SettingsError`` with a
+message that names the variable, so ``medchat serve`` can print it and stop.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message is meant for the operator."""
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("medchat", appauthor=False))
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """medchat's configuration. Each field is read from ``MEDCHAT_<FIELD NAME IN CAPITALS>``."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDCHAT_", extra="ignore", frozen=True)
+
+    # --- process -------------------------------------------------------------------------------
+    environment: Literal["development", "production", "test"] = "development"
+    """``production`` requires real secrets and switches logs to JSON."""
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    """Holds all embedded state: databases, vector index, uploaded files, the generated secret."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str | None = None
+    """The address users reach (``https://...``); cookies are marked Secure when it is https."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    """``auto``: JSON in production, readable lines in a terminal."""
+    secret_key: str | None = Field(default=None, repr=False)
+    """Signs tokens and cookies. Required in production; generated once into the data dir otherwise."""
+
+    # --- stores: a URL means a real server; none means an embedded stand-in ---------------------
+    mongodb_uri: str | None = None
+    mongodb_database: str = "medchat"
+    redis_url: str | None = None
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = Field(default=None, repr=False)
+    qdrant_collection: str = "passages"
+
+    # --- auth ------------------------------------------------------------------------------------
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    session_days: int = Field(default=14, ge=1, le=365)
+    registration: Literal["open", "closed"] = "open"
+    registration_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """When set, only emails in these domains may register (comma-separated)."""
+    login_attempts_per_minute: int = Field(default=5, ge=1)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # --- llm -------------------------------------------------------------------------------------
+    llm_base_url: str = "https://openrouter.ai/api/v1"
+    llm_api_key: str | None = Field(default=None, repr=False)
+    llm_model: str = "openai/gpt-4o-mini"
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=2, ge=0, le=10)
+    llm_max_output_tokens: int = Field(default=1024, ge=16)
+    llm_context_tokens: int = Field(default=8000, ge=512)
+    """Token budget for the prompt: system prompt, passages and as much history as fits."""
+
+    # --- retrieval -------------------------------------------------------------------------------
+    max_upload_mb: int = Field(default=50, ge=1)
+    search_top_k: int = Field(default=6, ge=1, le=50)
+    search_score_threshold: float = Field(default=0.3, ge=0)
+    chunk_tokens: int = Field(default=220, ge=32)
+    chunk_overlap_tokens: int = Field(default=40, ge=0)
+
+    # --- safety ----------------------------------------------------------------------------------
+    emergency_number: str = "112"
+    ungrounded_policy: Literal["warn", "refuse"] = "warn"
+    redact_phi_for_llm: bool = False
+
+    _split = field_validator("registration_domains", "cors_origins", mode="before")(_split_csv)
+
+    @field_validator("registration_domains")
+    @classmethod
+    def _lowercase_domains(cls, domains: list[str]) -> list[str]:
+        return [domain.lower().lstrip("@") for domain in domains]
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.environment == "production":
+            if not self.secret_key:
+                raise ValueError("MEDCHAT_SECRET_KEY is required when MEDCHAT_ENVIRONMENT=production")
+            if len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+                raise ValueError(f"MEDCHAT_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters")
+        return self
+
+    @classmethod
+    def load(cls, **overrides: object) -> Settings:
+        """Read the environment (plus ``overrides``), or raise ``SettingsError`` naming each bad variable."""
+        try:
+            return cls(**overrides)  # type: ignore[arg-type]
+        except ValidationError as error:
+            problems = []
+            for item in error.errors():
+                field = ".".join(str(part) for part in item["loc"])
+                name = f"MEDCHAT_{field.upper()}" if field else "settings"
+                problems.append(f"{name}: {item['msg']}")
+            raise SettingsError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def embedded_mongodb(self) -> bool:
+        return self.mongodb_uri is None
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def embedded_qdrant(self) -> bool:
+        return self.qdrant_url is None
+
+    @property
+    def fully_embedded(self) -> bool:
+        """True when any store is embedded, which pins serving to one process."""
+        return self.embedded_mongodb or self.embedded_redis or self.embedded_qdrant
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return bool(self.public_url and self.public_url.startswith("https://"))
+
+    @cached_property
+    def signing_key(self) -> str:
+        """The configured secret, or one generated once and kept in the data dir (not in production)."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / SECRET_KEY_FILE
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            candidate = path.with_suffix(".tmp")
+            candidate.write_text(secrets.token_urlsafe(48))
+            candidate.chmod(0o600)
+            candidate.replace(path)
+        return path.read_text().strip()

@@ -1,0 +1,68 @@
+"""The arq worker: background jobs of every module, run by ``medchat worker`` or inside ``medchat serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import structlog
+from arq.worker import Worker
+
+from medchat.runtime import QUEUE_NAME, Runtime, arq_redis_settings
+from medchat.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+async def ping(ctx: dict[str, Any]) -> float:
+    """A job that proves the queue round trip works (``medchat doctor`` enqueues it)."""
+    return time.time()
+
+
+FUNCTIONS: list[Any] = [ping]
+
+
+def build_worker(runtime: Runtime, *, handle_signals: bool) -> Worker:
+    """A worker whose jobs get ``ctx["runtime"]``: the same services the web app uses."""
+    return Worker(
+        functions=FUNCTIONS,
+        queue_name=QUEUE_NAME,
+        redis_settings=arq_redis_settings(runtime.stores.redis_url),
+        ctx={"runtime": runtime},
+        handle_signals=handle_signals,
+        max_jobs=4,
+        job_timeout=30 * 60,
+        max_tries=3,
+        keep_result=3600,
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """The standalone worker process (``medchat worker``); needs real, shared stores."""
+    runtime = await Runtime.open(settings)
+    worker = build_worker(runtime, handle_signals=True)
+    try:
+        await worker.async_run()
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await worker.close()
+        await runtime.close()
+
+
+async def supervise_embedded_worker(runtime: Runtime, *, restart_delay: float = 2.0) -> None:
+    """Run the in-process worker of ``medchat serve`` until cancelled, restarting it if Redis drops it."""
+    while True:
+        worker = build_worker(runtime, handle_signals=False)
+        try:
+            await worker.async_run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a lost Redis must not take the web app down with it
+            log.warning("embedded worker stopped; restarting", error=str(error), restart_in=restart_delay)
+        finally:
+            with contextlib.suppress(Exception):
+                await worker.close()
+        await asyncio.sleep(restart_delay)

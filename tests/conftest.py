@@ -1,0 +1,80 @@
+"""Shared fixtures: real stores started once per session, an isolated database per test.
+
+Set MEDCHAT_TEST_MONGODB_URI / MEDCHAT_TEST_REDIS_URL / MEDCHAT_TEST_QDRANT_URL to run the same tests
+against real servers; otherwise the embedded servers medchat itself uses are started here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from redis import Redis
+
+from medchat.app import create_app
+from medchat.platform.embedded import EmbeddedMongo, EmbeddedRedis
+from medchat.settings import Settings
+
+REDIS_TEST_DATABASES = range(1, 16)
+_redis_database = itertools.cycle(REDIS_TEST_DATABASES)
+
+
+@pytest.fixture(scope="session")
+def store_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str | None]]:
+    """URLs of the MongoDB and Redis servers the tests use, started here unless given."""
+    root = tmp_path_factory.mktemp("stores")
+    started = []
+    mongodb_uri = os.environ.get("MEDCHAT_TEST_MONGODB_URI")
+    redis_url = os.environ.get("MEDCHAT_TEST_REDIS_URL")
+    if not mongodb_uri:
+        started.append(EmbeddedMongo(root / "mongodb").start())
+        mongodb_uri = started[-1].url
+    if not redis_url:
+        started.append(EmbeddedRedis(root / "redis").start())
+        redis_url = started[-1].url
+    yield {"mongodb_uri": mongodb_uri, "redis_url": redis_url, "qdrant_url": os.environ.get("MEDCHAT_TEST_QDRANT_URL")}
+    for server in started:
+        server.stop()
+
+
+def _fresh_redis_database(redis_url: str) -> str:
+    """A Redis URL on the next numbered database, emptied, so each test starts clean."""
+    base = redis_url.rsplit("/", 1)[0] if redis_url.rsplit("/", 1)[-1].isdigit() else redis_url.rstrip("/")
+    url = f"{base}/{next(_redis_database)}"
+    with Redis.from_url(url) as client:
+        client.flushdb()
+    return url
+
+
+@pytest.fixture
+def settings(store_urls: dict[str, str | None], tmp_path: Path) -> Settings:
+    """Settings for one test: its own data dir, its own MongoDB database, an emptied Redis database."""
+    assert store_urls["redis_url"] is not None
+    return Settings.load(
+        environment="test",
+        data_dir=tmp_path / "data",
+        mongodb_uri=store_urls["mongodb_uri"],
+        mongodb_database=f"test_{uuid.uuid4().hex[:12]}",
+        redis_url=_fresh_redis_database(store_urls["redis_url"]),
+        qdrant_url=store_urls["qdrant_url"],
+        qdrant_collection=f"test_{uuid.uuid4().hex[:12]}",
+        secret_key="test-secret-key-that-is-long-enough-for-hs256",
+        llm_api_key=None,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client

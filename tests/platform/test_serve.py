@@ -1,0 +1,92 @@
+"""``medchat serve`` as an operator runs it: a real process tree on embedded stores."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from pymongo import MongoClient
+
+from medchat.platform.stores import read_runtime_file
+from tests.support.serve import MEDCHAT, ServeProcess, alive, descendants
+
+pytestmark = pytest.mark.slow
+
+
+def _wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+        time.sleep(0.05)
+    return {pid for pid in pids if alive(pid)}
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_serve_is_ready_keeps_data_and_leaves_no_process(tmp_path: Path, stop_signal: signal.Signals) -> None:
+    data_dir = tmp_path / "data"
+    with ServeProcess(data_dir) as server:
+        body = httpx.get(f"{server.base_url}/readyz").json()
+        assert body["status"] == "ok"
+        assert {name: body["checks"][name] for name in ("mongodb", "redis")} == {"mongodb": "ok", "redis": "ok"}
+        tree = descendants(server.process.pid)
+        assert len(tree) >= 3, "granian worker, nx-27017 and redis-server run below serve"
+        urls = read_runtime_file(data_dir)
+        with MongoClient(urls["mongodb_uri"]) as mongo:
+            mongo.medchat.kept.insert_one({"note": "survives a restart"})
+        assert server.stop(stop_signal) == 0
+    assert _wait_gone(tree) == set(), "a child process outlived medchat serve"
+    assert read_runtime_file(data_dir) is None
+
+    with ServeProcess(data_dir) as server:
+        urls = read_runtime_file(data_dir)
+        with MongoClient(urls["mongodb_uri"]) as mongo:
+            assert mongo.medchat.kept.find_one({})["note"] == "survives a restart"
+
+
+def test_children_die_when_serve_is_killed(tmp_path: Path) -> None:
+    with ServeProcess(tmp_path / "data") as server:
+        tree = descendants(server.process.pid)
+        server.stop(signal.SIGKILL)
+        for pid in tree:  # the granian worker, killed the same way a crash would
+            if alive(pid) and "granian" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+                subprocess.run(["kill", "-9", str(pid)], check=False)
+    assert _wait_gone(tree) == set()
+
+
+def test_a_second_serve_on_the_same_data_dir_refuses_clearly(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with ServeProcess(data_dir) as first:
+        second = subprocess.run(
+            [MEDCHAT, "serve"],
+            env={**first.environment(), "MEDCHAT_PORT": str(first.port + 1)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode != 0
+        assert "another medchat process" in second.stderr
+        assert httpx.get(f"{first.base_url}/readyz").status_code == 200
+
+
+def test_more_workers_need_real_servers(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [MEDCHAT, "serve", "--workers", "2"],
+        env=ServeProcess(tmp_path / "data").environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "--workers above 1 needs real servers" in result.stderr
+
+
+def test_doctor_reports_embedded_stores_and_that_they_answer(tmp_path: Path) -> None:
+    env = ServeProcess(tmp_path / "data").environment()
+    result = subprocess.run([MEDCHAT, "doctor"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "embedded nx-27017" in result.stdout
+    assert "mongodb  answers" in result.stdout
+    assert "redis    answers" in result.stdout

@@ -1,0 +1,113 @@
+"""Run ``medchat serve`` as a real subprocess, the way an operator does, and watch its processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from medchat.platform.embedded import free_port
+
+MEDCHAT = str(Path(sys.executable).with_name("medchat"))
+STORE_VARIABLES = ("MEDCHAT_MONGODB_URI", "MEDCHAT_REDIS_URL", "MEDCHAT_QDRANT_URL", "MEDCHAT_LLM_API_KEY")
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` in the process tree."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found: set[int] = set()
+    pending = [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            if child not in found:
+                found.add(child)
+                pending.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@dataclass
+class ServeProcess:
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[str] | None = None
+    log_path: Path | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if key not in STORE_VARIABLES}
+        env.update({"MEDCHAT_DATA_DIR": str(self.data_dir), "MEDCHAT_PORT": str(self.port), **self.extra_env})
+        return env
+
+    def start(self) -> ServeProcess:
+        self.log_path = self.data_dir.parent / f"serve-{self.port}.log"
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        log_file = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [MEDCHAT, "serve"], env=self.environment(), stdout=log_file, stderr=subprocess.STDOUT, text=True
+        )
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> float:
+        """Seconds until ``/readyz`` answered 200; raises with the server's log if it never does."""
+        assert self.process is not None
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"medchat serve exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"medchat serve not ready after {timeout} s:\n{self.log()}")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
+
+    def __enter__(self) -> ServeProcess:
+        self.start()
+        self.wait_ready()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.process and self.process.poll() is None:
+            self.stop()
