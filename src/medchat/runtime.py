@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from medchat import auth, chat
+from medchat.platform.events import EventBus
 from medchat.platform.health import ReadinessChecks
 from medchat.platform.stores import Stores
 from medchat.settings import Settings
@@ -28,6 +29,8 @@ class Runtime:
     stores: Stores
     job_queue: ArqRedis
     readiness: ReadinessChecks = field(default_factory=ReadinessChecks)
+    events: EventBus = field(default_factory=EventBus)
+    """Each module's ``event_handlers`` are subscribed here when the runtime opens."""
 
     @classmethod
     async def open(cls, settings: Settings, *, join_running: bool = False) -> Runtime:
@@ -38,6 +41,9 @@ class Runtime:
             await stores.close()
             raise
         runtime = cls(settings=settings, stores=stores, job_queue=job_queue)
+        for module in (auth, chat):
+            for event, handler in module.event_handlers.items():
+                runtime.events.subscribe(event, handler)
         runtime.readiness.add("mongodb", stores.ping_mongodb)
         runtime.readiness.add("redis", stores.ping_redis)
         return runtime

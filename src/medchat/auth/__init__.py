@@ -3,7 +3,8 @@
 from litestar import Router
 
 document_models: list[type] = []
+event_handlers: dict[str, object] = {}
 
 router = Router(path="/", route_handlers=[])
 
-__all__ = ["document_models", "router"]
+__all__ = ["document_models", "event_handlers", "router"]
