@@ -19,6 +19,7 @@ from redis import Redis
 
 from medchat.app import create_app
 from medchat.platform.embedded import EmbeddedMongo, EmbeddedRedis
+from medchat.runtime import Runtime
 from medchat.settings import Settings
 
 REDIS_TEST_DATABASES = range(1, 16)
@@ -78,3 +79,16 @@ def app(settings: Settings) -> Litestar:
 async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app=app) as test_client:
         yield test_client
+
+
+@pytest.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """The stores and services opened in the test's own event loop, for service-level tests.
+
+    (``client`` runs the app in a thread of its own, whose clients belong to that thread's loop.)
+    """
+    opened = await Runtime.open(settings)
+    try:
+        yield opened
+    finally:
+        await opened.close()

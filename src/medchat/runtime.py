@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from medchat import auth, chat
+from medchat.platform.audit import AuditEvent
 from medchat.platform.events import EventBus
 from medchat.platform.health import ReadinessChecks
 from medchat.platform.stores import Stores
@@ -20,7 +21,7 @@ QUEUE_NAME = "medchat:jobs"
 
 
 def document_models() -> list[type]:
-    return [*auth.document_models, *chat.document_models]
+    return [AuditEvent, *auth.document_models, *chat.document_models]
 
 
 @dataclass

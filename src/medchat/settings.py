@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     emergency_number: str = "112"
     ungrounded_policy: Literal["warn", "refuse"] = "warn"
     redact_phi_for_llm: bool = False
+    audit_retention_days: int = Field(default=365, ge=1)
+    """Audit events older than this are purged daily by the worker."""
 
     _split = field_validator("registration_domains", "cors_origins", mode="before")(_split_csv)
 

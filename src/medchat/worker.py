@@ -8,8 +8,10 @@ import time
 from typing import Any
 
 import structlog
+from arq.cron import cron
 from arq.worker import Worker
 
+from medchat.platform import audit
 from medchat.runtime import QUEUE_NAME, Runtime, arq_redis_settings
 from medchat.settings import Settings
 
@@ -21,13 +23,21 @@ async def ping(ctx: dict[str, Any]) -> float:
     return time.time()
 
 
-FUNCTIONS: list[Any] = [ping]
+async def purge_audit_log(ctx: dict[str, Any]) -> int:
+    """Daily: drop audit events past the retention period."""
+    runtime: Runtime = ctx["runtime"]
+    return await audit.purge_older_than(runtime.settings.audit_retention_days)
+
+
+FUNCTIONS: list[Any] = [ping, purge_audit_log]
+CRON_JOBS = [cron(purge_audit_log, hour={3}, minute={17}, run_at_startup=False)]
 
 
 def build_worker(runtime: Runtime, *, handle_signals: bool) -> Worker:
     """A worker whose jobs get ``ctx["runtime"]``: the same services the web app uses."""
     return Worker(
         functions=FUNCTIONS,
+        cron_jobs=CRON_JOBS,
         queue_name=QUEUE_NAME,
         redis_settings=arq_redis_settings(runtime.stores.redis_url),
         ctx={"runtime": runtime},

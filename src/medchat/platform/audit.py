@@ -1,0 +1,139 @@
+"""The audit log: who read, created, exported or deleted what, when, and from where.
+
+It never stores message or document text: ``record(..., content=...)`` keeps only a SHA-256 of it, so
+an auditor can prove what was seen without the log becoming a second copy of health data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from beanie import Document
+from bson import ObjectId
+from pydantic import Field
+from pymongo import DESCENDING, IndexModel
+
+from medchat.platform.errors import ValidationFailed
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuditEvent(Document):
+    at: datetime = Field(default_factory=_now)
+    actor_id: str | None
+    action: str
+    resource_type: str
+    resource_id: str | None = None
+    ip: str | None = None
+    content_sha256: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    class Settings:
+        name = "audit_events"
+        indexes = [  # noqa: RUF012 - Beanie reads this class attribute
+            IndexModel([("at", DESCENDING)]),
+            IndexModel([("actor_id", 1), ("at", DESCENDING)]),
+            IndexModel([("resource_type", 1), ("resource_id", 1)]),
+        ]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: str
+    at: datetime
+    actor_id: str | None
+    action: str
+    resource_type: str
+    resource_id: str | None
+    ip: str | None
+    content_sha256: str | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    items: list[AuditEntry]
+    next_cursor: str | None
+
+
+def content_hash(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+async def record(
+    action: str,
+    *,
+    actor_id: str | None,
+    resource_type: str,
+    resource_id: str | None = None,
+    ip: str | None = None,
+    content: str | None = None,
+    **details: Any,
+) -> None:
+    """Append one event. ``details`` must not carry health data: ids, counts, formats only."""
+    await AuditEvent(
+        actor_id=actor_id,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        ip=ip,
+        content_sha256=content_hash(content) if content is not None else None,
+        details=details,
+    ).insert()
+
+
+async def query(
+    *,
+    actor_id: str | None = None,
+    action: str | None = None,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> AuditPage:
+    """Newest first; ``cursor`` is the id of the last event of the previous page."""
+    criteria: dict[str, Any] = {}
+    for field, value in (
+        ("actor_id", actor_id),
+        ("action", action),
+        ("resource_type", resource_type),
+        ("resource_id", resource_id),
+    ):
+        if value:
+            criteria[field] = value
+    if cursor:
+        if not ObjectId.is_valid(cursor):
+            raise ValidationFailed("cursor: not a cursor this API returned")
+        criteria["_id"] = {"$lt": ObjectId(cursor)}
+    events = await AuditEvent.find(criteria).sort([("_id", DESCENDING)]).limit(limit + 1).to_list()
+    page = events[:limit]
+    return AuditPage(
+        items=[_entry(event) for event in page],
+        next_cursor=str(page[-1].id) if len(events) > limit else None,
+    )
+
+
+async def purge_older_than(days: int) -> int:
+    """Delete events older than the retention period; returns how many went."""
+    cutoff = _now() - timedelta(days=days)
+    result = await AuditEvent.find({"at": {"$lt": cutoff}}).delete()
+    return result.deleted_count if result is not None else 0
+
+
+def _entry(event: AuditEvent) -> AuditEntry:
+    return AuditEntry(
+        id=str(event.id),
+        at=event.at,
+        actor_id=event.actor_id,
+        action=event.action,
+        resource_type=event.resource_type,
+        resource_id=event.resource_id,
+        ip=event.ip,
+        content_sha256=event.content_sha256,
+        details=event.details,
+    )
