@@ -6,11 +6,14 @@ against real servers; otherwise the embedded servers medchat itself uses are sta
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from litestar import Litestar
@@ -18,9 +21,12 @@ from litestar.testing import AsyncTestClient
 from redis import Redis
 
 from medchat.app import create_app
+from medchat.auth.middleware import accounts_of  # the service itself, to promote without a backdoor in the app
 from medchat.platform.embedded import EmbeddedMongo, EmbeddedRedis
 from medchat.runtime import Runtime
 from medchat.settings import Settings
+
+T = TypeVar("T")
 
 REDIS_TEST_DATABASES = range(1, 16)
 _redis_database = itertools.cycle(REDIS_TEST_DATABASES)
@@ -67,6 +73,10 @@ def settings(store_urls: dict[str, str | None], tmp_path: Path) -> Settings:
         qdrant_collection=f"test_{uuid.uuid4().hex[:12]}",
         secret_key="test-secret-key-that-is-long-enough-for-hs256",
         llm_api_key=None,
+        # argon2id at its cheapest (~1 ms instead of ~50 ms); tests/auth checks the production parameters.
+        password_hash_time_cost=1,
+        password_hash_memory_kib=1024,
+        password_hash_parallelism=1,
     )
 
 
@@ -92,3 +102,83 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
         yield opened
     finally:
         await opened.close()
+
+
+async def in_app_loop(client: AsyncTestClient[Litestar], work: Awaitable[T]) -> T:
+    """Await ``work`` on the app's event loop: the test client runs the app (and its store clients) in its own."""
+
+    async def run() -> T:
+        return await work
+
+    return await asyncio.to_thread(client.blocking_portal.call, run)
+
+
+TEST_PASSWORD = "correct horse battery staple 42"
+
+
+@dataclass(frozen=True)
+class RegisteredUser:
+    """An account made through the real API, with its tokens. ``headers`` authenticates API calls."""
+
+    id: str
+    email: str
+    password: str
+    full_name: str
+    role: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+RegisterUser = Callable[..., Awaitable[RegisteredUser]]
+
+
+@pytest.fixture
+def register_user() -> RegisterUser:
+    """``await register_user(client, email=None, role="user", ...)``: register through ``POST /api/v1/auth/register``.
+
+    ``role="admin"`` promotes the new account through the auth service (as ``medchat user promote`` does);
+    registration itself never grants admin.
+    """
+
+    async def register(
+        client: AsyncTestClient[Litestar],
+        *,
+        email: str | None = None,
+        password: str = TEST_PASSWORD,
+        full_name: str = "Test User",
+        role: str = "user",
+    ) -> RegisteredUser:
+        email = email or f"user-{uuid.uuid4().hex[:10]}@example.org"
+        response = await client.post(
+            "/api/v1/auth/register", json={"email": email, "password": password, "full_name": full_name}
+        )
+        assert response.status_code == 201, response.text
+        body = response.json()
+        if role == "admin":
+            promote = accounts_of(client.app).update_user(body["user"]["id"], role="admin", actor="test")
+            await in_app_loop(client, promote)
+        return RegisteredUser(
+            id=body["user"]["id"],
+            email=email,
+            password=password,
+            full_name=full_name,
+            role=role,
+            access_token=body["access_token"],
+            refresh_token=body["refresh_token"],
+        )
+
+    return register
+
+
+@pytest.fixture
+def register_admin(register_user: RegisterUser) -> RegisterUser:
+    """Like ``register_user`` with ``role="admin"``."""
+
+    async def register(client: AsyncTestClient[Litestar], **kwargs: object) -> RegisteredUser:
+        return await register_user(client, role="admin", **kwargs)
+
+    return register

@@ -16,10 +16,11 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.opentelemetry import OpenTelemetryPlugin
 
-from medchat import __version__, auth, chat
+from medchat import __version__, auth, chat, retrieval
 from medchat.platform.health import health_handlers
 from medchat.platform.logging import configure_logging
 from medchat.platform.problems import exception_handlers
+from medchat.platform.requests import client_ip
 from medchat.platform.security import security_headers
 from medchat.platform.telemetry import MetricsController, opentelemetry_config, prometheus_config
 from medchat.platform.web import static_files_router, template_config
@@ -60,11 +61,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             static_files_router,
             auth.router,
             chat.router,
+            retrieval.router,
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),
-        dependencies={"settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False)},
-        plugins=[HTMXPlugin(), OpenTelemetryPlugin(opentelemetry_config())],
+        dependencies={
+            "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+            "client_ip": Provide(client_ip, sync_to_thread=False),
+        },
+        plugins=[HTMXPlugin(), OpenTelemetryPlugin(opentelemetry_config()), auth.AuthPlugin(settings)],
         middleware=[prometheus_config.middleware],
         before_send=[security_headers(hsts=settings.secure_cookies)],
         template_config=template_config(),

@@ -8,13 +8,15 @@ import sys
 import time
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from granian import Granian
 from granian.constants import Interfaces
 
-from medchat import __version__
+from medchat import __version__, auth, llm
+from medchat.ingest import ingest_paths
 from medchat.platform.embedded import DataDirInUse, DataDirLock, EmbeddedStartError
 from medchat.platform.stores import read_runtime_file
 from medchat.runtime import Runtime
@@ -139,6 +141,22 @@ def _redact_url(url: str) -> str:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@friendly_errors
+def ingest(paths: tuple[Path, ...]) -> None:
+    """Add files and folders (recursively) to the shared knowledge base, showing progress."""
+    outcomes = asyncio.run(ingest_paths(load_settings(), list(paths)))
+    ready = sum(outcome.status == "ready" for outcome in outcomes)
+    click.echo(f"{ready} of {len(outcomes)} files ready")
+    if ready < len(outcomes):
+        raise SystemExit(1)
+
+
+main.add_command(auth.user_cli, name="user")
+main.add_command(llm.model_cli, name="model")
 
 
 if __name__ == "__main__":  # pragma: no cover

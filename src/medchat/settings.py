@@ -69,6 +69,16 @@ class Settings(BaseSettings):
     registration_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """When set, only emails in these domains may register (comma-separated)."""
     login_attempts_per_minute: int = Field(default=5, ge=1)
+    """Failed logins allowed per account in any 60 s; the next attempt answers 429 until the window slides."""
+    login_attempts_per_minute_per_address: int = Field(default=30, ge=1)
+    """Failed logins allowed per client address in any 60 s (higher: many people share one address)."""
+    password_min_length: int = Field(default=12, ge=8, le=128)
+    password_hash_time_cost: int = Field(default=2, ge=1)
+    """argon2id passes. The defaults are OWASP's (19 MiB, 2 passes, 1 lane): ~75 ms per hash on 2 cores, where
+    RFC 9106's 64 MiB/3 passes takes ~510 ms. Changing a cost rehashes each password at its next login."""
+    password_hash_memory_kib: int = Field(default=19456, ge=8)
+    """argon2id memory in KiB."""
+    password_hash_parallelism: int = Field(default=1, ge=1)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # --- llm -------------------------------------------------------------------------------------
@@ -94,6 +104,14 @@ class Settings(BaseSettings):
     redact_phi_for_llm: bool = False
     audit_retention_days: int = Field(default=365, ge=1)
     """Audit events older than this are purged daily by the worker."""
+
+    # --- chat ----------------------------------------------------------------------------------
+    chat_max_message_chars: int = Field(default=8000, ge=100, le=100_000)
+    """The longest question a user may send."""
+    chat_history_turns: int = Field(default=8, ge=0, le=100)
+    """Earlier question/answer pairs of the thread sent with a question (the llm module trims to its budget)."""
+    chat_stale_streaming_minutes: float = Field(default=10.0, gt=0)
+    """An answer still ``streaming`` this long after it started was orphaned by a crash and is marked failed."""
 
     _split = field_validator("registration_domains", "cors_origins", mode="before")(_split_csv)
 

@@ -11,6 +11,7 @@ import structlog
 from arq.cron import cron
 from arq.worker import Worker
 
+from medchat import retrieval
 from medchat.platform import audit
 from medchat.runtime import QUEUE_NAME, Runtime, arq_redis_settings
 from medchat.settings import Settings
@@ -29,7 +30,7 @@ async def purge_audit_log(ctx: dict[str, Any]) -> int:
     return await audit.purge_older_than(runtime.settings.audit_retention_days)
 
 
-FUNCTIONS: list[Any] = [ping, purge_audit_log]
+FUNCTIONS: list[Any] = [ping, purge_audit_log, *retrieval.JOB_FUNCTIONS]
 CRON_JOBS = [cron(purge_audit_log, hour={3}, minute={17}, run_at_startup=False)]
 
 

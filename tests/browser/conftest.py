@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from playwright.sync_api import Page, expect
 
-from tests.support.serve import ServeProcess
+from tests.support.serve import MEDCHAT, ServeProcess
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -45,6 +50,61 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProce
 @pytest.fixture(scope="session")
 def base_url(live_server: ServeProcess) -> str:
     return live_server.base_url
+
+
+BROWSER_PASSWORD = "browser test passphrase 42"
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    email: str
+    password: str
+    full_name: str
+
+
+@pytest.fixture
+def fresh_user(live_server: ServeProcess) -> Account:
+    """A new account on the live server, registered through the API."""
+    email = f"browser-{uuid.uuid4().hex[:10]}@example.org"
+    full_name = f"Browser {email[8:14]}"
+    response = httpx.post(
+        f"{live_server.base_url}/api/v1/auth/register",
+        json={"email": email, "password": BROWSER_PASSWORD, "full_name": full_name},
+    )
+    assert response.status_code == 201, response.text
+    return Account(response.json()["user"]["id"], email, BROWSER_PASSWORD, full_name)
+
+
+@pytest.fixture(scope="session")
+def admin_account(live_server: ServeProcess) -> Account:
+    """An administrator, made as an operator makes the first one: ``medchat user create --admin`` (stdin password)."""
+    email = f"admin-{uuid.uuid4().hex[:10]}@example.org"
+    env = {key: value for key, value in live_server.environment().items() if key != "MEDCHAT_PORT"}
+    created = subprocess.run(
+        [MEDCHAT, "user", "create", "--admin", "--name", "Ada Admin", email],
+        input=BROWSER_PASSWORD + "\n", env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr + created.stdout
+    return Account(created.stdout.rsplit("(id ", 1)[1].rstrip(")\n"), email, BROWSER_PASSWORD, "Ada Admin")
+
+
+def sign_in_through_the_form(page: Page, base_url: str, account: Account, *, next_path: str = "") -> Page:
+    """Sign in as a person does; lands on ``next_path`` (or wherever a sign-in lands by default)."""
+    page.goto(f"{base_url}/login" + (f"?next={next_path}" if next_path else ""))
+    page.get_by_label("Email").fill(account.email)
+    page.get_by_label("Password").fill(account.password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("navigation", name="Main").get_by_role("button", name="Sign out")).to_be_visible()
+    if next_path:
+        expect(page).to_have_url(f"{base_url}{next_path}")
+    return page
+
+
+@pytest.fixture
+def signed_in_page(page: Page, base_url: str, fresh_user: Account) -> Page:
+    """``page`` with ``fresh_user`` signed in through the real login form (a session cookie, as a person has)."""
+    return sign_in_through_the_form(page, base_url, fresh_user)
 
 
 @pytest.hookimpl(hookwrapper=True)

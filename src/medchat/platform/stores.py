@@ -40,6 +40,8 @@ class Stores:
     redis: Redis
     embedded: list[ChildServer] = field(default_factory=list)
     lock: DataDirLock | None = None
+    joined: bool = False
+    """True when these are the embedded servers of another medchat process on the same data dir."""
 
     @property
     def database(self):
@@ -61,6 +63,7 @@ class Stores:
         mongodb_uri, redis_url = settings.mongodb_uri, settings.redis_url
         embedded: list[ChildServer] = []
         lock: DataDirLock | None = None
+        joined = False
         if mongodb_uri is None or redis_url is None:
             try:
                 lock = DataDirLock(settings.data_dir).acquire()
@@ -70,6 +73,7 @@ class Stores:
                     raise
                 mongodb_uri = mongodb_uri or running["mongodb_uri"]
                 redis_url = redis_url or running["redis_url"]
+                joined = True
             else:
                 try:
                     # Started from this thread, not a pool thread: PR_SET_PDEATHSIG fires when the
@@ -85,7 +89,7 @@ class Stores:
 
         mongo: AsyncMongoClient = AsyncMongoClient(mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=5000)
         redis = Redis.from_url(redis_url, decode_responses=False, socket_timeout=5, socket_connect_timeout=5)
-        stores = cls(settings, mongodb_uri, redis_url, mongo, redis, embedded, lock)
+        stores = cls(settings, mongodb_uri, redis_url, mongo, redis, embedded, lock, joined)
         try:
             await init_beanie(database=stores.database, document_models=list(document_models))
         except BaseException:

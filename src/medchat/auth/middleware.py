@@ -1,0 +1,96 @@
+"""Who is asking: a bearer token (API) or the session cookie (pages) becomes ``request.user``.
+
+The middleware never refuses a request: anonymous ones reach public routes with ``request.user`` None,
+and the guards (``require_user``, ``require_admin``, the ``current_user`` dependency) answer 401/403.
+The session cookie counts only outside ``/api/``: the API is exempt from CSRF checks, so it must not
+accept the ambient credential a browser sends by itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.config.app import AppConfig
+from litestar.config.csrf import CSRFConfig
+from litestar.connection import ASGIConnection
+from litestar.di import Provide
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
+from litestar.plugins import InitPluginProtocol
+
+from medchat.auth.guards import ANONYMOUS_REASON, Principal, current_user
+from medchat.auth.services import Accounts
+from medchat.auth.sessions import SESSION_COOKIE
+from medchat.auth.tokens import derive_key
+from medchat.settings import Settings
+
+API_PREFIX = "/api/"
+CSRF_COOKIE = "medchat_csrf"
+NOT_AUTHENTICATED = ["^/static/", "^/ping$", "^/healthz$", "^/readyz$", "^/metrics", "^/schema", "^/swagger"]
+"""Paths that never need a user: skipping them saves a Redis and a MongoDB read per static file."""
+_STATE_KEY = "auth_accounts"
+
+
+def accounts_of(app: Litestar) -> Accounts:
+    return app.state[_STATE_KEY]
+
+
+class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        accounts = accounts_of(connection.app)
+        header = connection.headers.get("authorization")
+        if header:
+            scheme, _, token = header.partition(" ")
+            principal = None
+            if scheme.lower() == "bearer" and token.strip():
+                principal = await accounts.principal_from_access_token(token.strip())
+            if principal is None:
+                connection.scope[ANONYMOUS_REASON] = "The access token is invalid, expired or revoked."  # type: ignore[literal-required]
+            return AuthenticationResult(user=principal, auth=None)
+        secret = connection.cookies.get(SESSION_COOKIE)
+        if secret and not connection.scope["path"].startswith(API_PREFIX):
+            return AuthenticationResult(user=await accounts.principal_from_session(secret), auth=None)
+        return AuthenticationResult(user=None, auth=None)
+
+
+class AuthPlugin(InitPluginProtocol):
+    """Installs authentication, CSRF protection for forms and the ``current_user`` dependency on the app.
+
+    It needs ``app.state.runtime`` (set by the app's lifespan, which runs before startup hooks).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.middleware.append(
+            DefineMiddleware(
+                AuthenticationMiddleware,
+                exclude=NOT_AUTHENTICATED,
+                # Routes marked ``exclude_from_auth`` (the public home page) still learn who is asking.
+                exclude_from_auth_key="skip_authentication",
+            )
+        )
+        app_config.csrf_config = CSRFConfig(
+            secret=derive_key(self.settings.signing_key, "csrf"),
+            cookie_name=CSRF_COOKIE,
+            cookie_secure=self.settings.secure_cookies,
+            cookie_httponly=True,  # pages carry the token in the form and in hx-headers; scripts never read it
+            cookie_samesite="lax",
+            exclude=[f"^{API_PREFIX}"],
+        )
+        app_config.dependencies["current_user"] = Provide(_current_user, sync_to_thread=False)
+        app_config.on_startup.append(self._start)
+        return app_config
+
+    def _start(self, app: Litestar) -> None:
+        app.state[_STATE_KEY] = Accounts.from_runtime(app.state.runtime)
+
+
+def _current_user(request: Request[Any, Any, Any]) -> Principal:
+    return current_user(request)
+
+
+def provide_accounts(request: Request[Any, Any, Any]) -> Accounts:
+    """The ``accounts`` dependency of auth's handlers."""
+    return accounts_of(request.app)

@@ -1,0 +1,349 @@
+"""The HTML pages: sign in, create account, sign out, profile, and the admin users page (HTMX row actions).
+
+Forms post urlencoded bodies (CSRF-checked by the app's ``CSRFConfig``); a form error re-renders the
+page with messages tied to their fields. Successful posts redirect: a 303 for plain browsers, an
+``HX-Redirect`` for HTMX (boosted) requests, so the whole page, nav included, is fetched afresh.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from litestar import Controller, MediaType, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, QueryParameter, URLEncodedBody
+from litestar.plugins.htmx import ClientRedirect, HTMXRequest, HTMXTemplate
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_200_OK
+
+from medchat.auth.guards import Principal, principal_of, require_admin, require_user
+from medchat.auth.models import User
+from medchat.auth.routes import client_address
+from medchat.auth.services import AccountDisabled, Accounts, RegistrationClosed, to_principal
+from medchat.auth.sessions import SESSION_COOKIE
+from medchat.platform.errors import AppError, Conflict, InvalidCredentials, RateLimited, ValidationFailed
+
+AFTER_LOGIN = "/profile"
+"""Where a sign-in lands without a ``next``. (The chat page will take this over when it exists.)"""
+ADMIN_PAGE_SIZE = 50
+FORM_ERRORS = (ValidationFailed, Conflict, InvalidCredentials, RateLimited, AccountDisabled, RegistrationClosed)
+
+
+@dataclass
+class LoginForm:
+    email: str = ""
+    password: str = ""
+    next: str = ""
+
+
+@dataclass
+class RegisterForm:
+    email: str = ""
+    password: str = ""
+    full_name: str = ""
+
+
+@dataclass
+class NameForm:
+    full_name: str = ""
+
+
+@dataclass
+class PasswordForm:
+    current_password: str = ""
+    new_password: str = ""
+
+
+@dataclass
+class ConfirmForm:
+    password: str = ""
+
+
+@dataclass
+class RoleForm:
+    role: str = ""
+
+
+@dataclass
+class DisabledForm:
+    disabled: str = ""
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this site: ``//evil.example``, ``/\\evil`` and absolute URLs fall back to the default."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")) or any(c in target for c in "\r\n"):
+        return AFTER_LOGIN
+    return target
+
+
+def redirect(request: HTMXRequest, to: str) -> Response[Any]:
+    return ClientRedirect(to) if request.htmx else Redirect(to, status_code=303)
+
+
+def session_cookie(accounts: NamedDependency[Accounts], value: str, *, expire: bool = False) -> Cookie:
+    return Cookie(
+        key=SESSION_COOKIE,
+        value=value,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=accounts.settings.secure_cookies,
+        max_age=0 if expire else int(accounts.sessions.lifetime.total_seconds()),
+    )
+
+
+def form_page(template: str, error: AppError, **context: Any) -> HTMXTemplate:
+    """Re-render a form with the error: its field messages (``errors``) next to the fields, the rest on top."""
+    field_errors: dict[str, list[str]] = {}
+    for item in error.extra.get("errors") or []:
+        field_errors.setdefault(str(item.get("key")), []).append(str(item.get("message")))
+    return HTMXTemplate(
+        template_name=template,
+        context={**context, "error": None if field_errors else error.detail, "field_errors": field_errors},
+        status_code=error.status,
+        headers=error.headers,
+    )
+
+
+class AccountPages(Controller):
+    include_in_schema = False
+
+    @get("/login", media_type=MediaType.HTML)
+    async def login_page(
+        self,
+        request: HTMXRequest,
+        next_: Annotated[str, QueryParameter(name="next")] = "",
+        deleted: FromQuery[bool] = False,
+    ) -> Any:
+        if principal_of(request):
+            return redirect(request, safe_next(next_))
+        return HTMXTemplate(template_name="auth/login.html", context={"next": safe_next(next_), "deleted": deleted})
+
+    @post("/login", status_code=HTTP_200_OK, media_type=MediaType.HTML)
+    async def login(
+        self, request: HTMXRequest, accounts: NamedDependency[Accounts], data: URLEncodedBody[LoginForm]
+    ) -> Any:
+        context = {"values": {"email": data.email}, "next": safe_next(data.next)}
+        try:
+            user = await accounts.authenticate(
+                email=data.email, password=data.password, address=client_address(request)
+            )
+        except FORM_ERRORS as error:
+            return form_page("auth/login.html", error, **context)
+        return await self._signed_in(request, accounts, user, safe_next(data.next))
+
+    @get("/register", media_type=MediaType.HTML)
+    async def register_page(self, request: HTMXRequest, accounts: NamedDependency[Accounts]) -> Any:
+        if principal_of(request):
+            return redirect(request, AFTER_LOGIN)
+        return HTMXTemplate(template_name="auth/register.html", context=self._register_context(accounts))
+
+    @post("/register", status_code=HTTP_200_OK, media_type=MediaType.HTML)
+    async def register(
+        self, request: HTMXRequest, accounts: NamedDependency[Accounts], data: URLEncodedBody[RegisterForm]
+    ) -> Any:
+        try:
+            user = await accounts.register(email=data.email, password=data.password, full_name=data.full_name)
+        except FORM_ERRORS as error:
+            values = {"email": data.email, "full_name": data.full_name}
+            return form_page("auth/register.html", error, values=values, **self._register_context(accounts))
+        return await self._signed_in(request, accounts, user, AFTER_LOGIN)
+
+    @post("/logout", status_code=HTTP_200_OK, media_type=MediaType.HTML)
+    async def logout(self, request: HTMXRequest, accounts: NamedDependency[Accounts]) -> Response[Any]:
+        if secret := request.cookies.get(SESSION_COOKIE):
+            await accounts.sessions.delete(secret)
+        response = redirect(request, "/")
+        response.set_cookie(session_cookie(accounts, "", expire=True))
+        return response
+
+    async def _signed_in(self, request: HTMXRequest, accounts: Accounts, user: User, to: str) -> Response[Any]:
+        """A new session id on every sign-in (no fixation); the old one, if any, is dropped."""
+        if old := request.cookies.get(SESSION_COOKIE):
+            await accounts.sessions.delete(old)
+        response = redirect(request, to)
+        response.set_cookie(session_cookie(accounts, await accounts.start_session(user)))
+        return response
+
+    @staticmethod
+    def _register_context(accounts: Accounts) -> dict[str, Any]:
+        settings = accounts.settings
+        return {
+            "closed": settings.registration == "closed",
+            "domains": settings.registration_domains,
+            "min_length": settings.password_min_length,
+        }
+
+
+class ProfilePages(Controller):
+    path = "/profile"
+    guards = [require_user]  # noqa: RUF012 - Litestar reads it as a class attribute
+    include_in_schema = False
+
+    @get("/", media_type=MediaType.HTML)
+    async def profile(
+        self, current_user: NamedDependency[Principal], accounts: NamedDependency[Accounts]
+    ) -> HTMXTemplate:
+        return await self._page(accounts, current_user)
+
+    @post("/", status_code=HTTP_200_OK, media_type=MediaType.HTML)
+    async def update_name(
+        self,
+        request: HTMXRequest,
+        current_user: NamedDependency[Principal],
+        accounts: NamedDependency[Accounts],
+        data: URLEncodedBody[NameForm],
+    ) -> HTMXTemplate:
+        try:
+            user = await accounts.update_profile(current_user.id, full_name=data.full_name)
+        except ValidationFailed as error:
+            return await self._page(accounts, current_user, error=error)
+        request.scope["user"] = to_principal(user)  # the nav on this very response shows the new name
+        return await self._page(accounts, current_user, notice="Your name was saved.")
+
+    @post("/password", status_code=HTTP_200_OK, media_type=MediaType.HTML)
+    async def change_password(
+        self,
+        request: HTMXRequest,
+        current_user: NamedDependency[Principal],
+        accounts: NamedDependency[Accounts],
+        data: URLEncodedBody[PasswordForm],
+    ) -> HTMXTemplate:
+        try:
+            user = await accounts.change_password(
+                current_user.id, current_password=data.current_password, new_password=data.new_password
+            )
+        except ValidationFailed as error:
+            return await self._page(accounts, current_user, error=error)
+        # Every session of this user ended with the change; this browser gets a fresh one.
+        if old := request.cookies.get(SESSION_COOKIE):
+            await accounts.sessions.delete(old)
+        page = await self._page(
+            accounts, current_user, notice="Your password was changed. Other sessions were signed out."
+        )
+        page.set_cookie(session_cookie(accounts, await accounts.start_session(user)))
+        return page
+
+    @get("/export")
+    async def export(
+        self, current_user: NamedDependency[Principal], accounts: NamedDependency[Accounts]
+    ) -> Response[bytes]:
+        return export_response(await accounts.export(current_user.id))
+
+    @post("/delete", status_code=HTTP_200_OK, media_type=MediaType.HTML)
+    async def delete_account(
+        self,
+        request: HTMXRequest,
+        current_user: NamedDependency[Principal],
+        accounts: NamedDependency[Accounts],
+        data: URLEncodedBody[ConfirmForm],
+    ) -> Response[Any]:
+        try:
+            await accounts.delete_own_account(current_user.id, password=data.password)
+        except (ValidationFailed, Conflict) as error:
+            return await self._page(accounts, current_user, error=error)
+        if secret := request.cookies.get(SESSION_COOKIE):
+            await accounts.sessions.delete(secret)
+        response = redirect(request, "/login?deleted=true")
+        response.set_cookie(session_cookie(accounts, "", expire=True))
+        return response
+
+    @staticmethod
+    async def _page(
+        accounts: Accounts,
+        principal: Principal,
+        *,
+        error: AppError | None = None,
+        notice: str | None = None,
+    ) -> HTMXTemplate:
+        user = await accounts.get_user(principal.id)
+        context = {"user": user, "notice": notice, "min_length": accounts.settings.password_min_length}
+        if error is not None:
+            return form_page("auth/profile.html", error, **context)
+        return HTMXTemplate(template_name="auth/profile.html", context={**context, "field_errors": {}})
+
+
+class AdminPages(Controller):
+    path = "/admin/users"
+    guards = [require_admin]  # noqa: RUF012 - Litestar reads it as a class attribute
+    include_in_schema = False
+
+    @get("/", media_type=MediaType.HTML)
+    async def users(
+        self,
+        request: HTMXRequest,
+        accounts: NamedDependency[Accounts],
+        q: FromQuery[str] = "",
+        cursor: FromQuery[str | None] = None,
+    ) -> Any:
+        page = await accounts.list_users(query=q, limit=ADMIN_PAGE_SIZE, cursor=cursor)
+        context = {"users": page.items, "next_cursor": page.next_cursor, "q": q, "me": principal_of(request)}
+        # The search box and "More users" ask for rows; navigation (boosted or a history restore) for the page.
+        wants_rows = request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request
+        template = "auth/_user_rows.html" if wants_rows else "auth/admin_users.html"
+        return HTMXTemplate(template_name=template, context=context, headers={"Vary": "HX-Request"})
+
+    @post("/{user_id:str}/role", status_code=HTTP_200_OK, media_type=MediaType.HTML)
+    async def set_role(
+        self,
+        request: HTMXRequest,
+        user_id: FromPath[str],
+        current_user: NamedDependency[Principal],
+        accounts: NamedDependency[Accounts],
+        data: URLEncodedBody[RoleForm],
+    ) -> Any:
+        if data.role not in ("user", "admin"):
+            raise ValidationFailed("Choose the role user or admin.")
+        user = await accounts.update_user(user_id, role=data.role, actor=current_user.id)  # type: ignore[arg-type]
+        return self._row(request, user, current_user)
+
+    @post("/{user_id:str}/disabled", status_code=HTTP_200_OK, media_type=MediaType.HTML)
+    async def set_disabled(
+        self,
+        request: HTMXRequest,
+        user_id: FromPath[str],
+        current_user: NamedDependency[Principal],
+        accounts: NamedDependency[Accounts],
+        data: URLEncodedBody[DisabledForm],
+    ) -> Any:
+        user = await accounts.update_user(user_id, disabled=data.disabled == "true", actor=current_user.id)
+        return self._row(request, user, current_user)
+
+    @post("/{user_id:str}/delete", status_code=HTTP_200_OK, media_type=MediaType.HTML)
+    async def delete_user(
+        self,
+        request: HTMXRequest,
+        user_id: FromPath[str],
+        current_user: NamedDependency[Principal],
+        accounts: NamedDependency[Accounts],
+    ) -> Any:
+        await accounts.delete_account(user_id, actor=current_user.id)
+        if request.htmx:
+            return Response(content="", media_type=MediaType.HTML)  # the row's outerHTML becomes nothing
+        return Redirect("/admin/users", status_code=303)
+
+    @get("/{user_id:str}/export")
+    async def export(self, user_id: FromPath[str], accounts: NamedDependency[Accounts]) -> Response[bytes]:
+        return export_response(await accounts.export(user_id))
+
+    @staticmethod
+    def _row(request: HTMXRequest, user: User, me: Principal) -> Any:
+        if request.htmx:
+            return HTMXTemplate(template_name="auth/_user_row.html", context={"user": user, "me": me})
+        return Redirect("/admin/users", status_code=303)
+
+
+def export_response(data: dict[str, Any]) -> Response[bytes]:
+    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    return Response(
+        content=json.dumps(data, indent=2, ensure_ascii=False, default=str).encode(),
+        media_type=MediaType.JSON,
+        headers={
+            "Content-Disposition": f'attachment; filename="medchat-export-{stamp}.json"',
+            "Cache-Control": "no-store",
+        },
+    )

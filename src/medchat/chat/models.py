@@ -1,0 +1,152 @@
+"""The chat module's MongoDB documents: conversations and the messages of their trees.
+
+Kept to the portable subset the embedded store serves (see ARCHITECTURE.md): references are strings,
+embedded lists are written whole (``$set``, never ``$push``), and reads go by conversation id, never
+through big sorts. The provenance of an answer (what was retrieved, what generated it) lives on the
+assistant message itself, so one read of a conversation's messages rebuilds its graph.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import pymongo
+from beanie import Document
+from pydantic import BaseModel, Field
+
+Role = Literal["user", "assistant"]
+Status = Literal["complete", "failed", "streaming"]
+TitleSource = Literal["default", "heuristic", "model", "user"]
+
+DEFAULT_TITLE = "New conversation"
+
+
+def utcnow() -> datetime:
+    """Now, to the millisecond: what MongoDB keeps, so cursors built from stored times compare exactly."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+async def set_fields(document: type[Document], query: dict[str, Any], values: dict[str, Any]) -> int:
+    """``$set`` of plain (string, number, bool) fields of one document; returns how many matched.
+
+    Never pass a top-level datetime: the embedded nx-27017 stores a ``$set`` datetime as a string
+    (nested ones survive), which breaks sorting and cursors. Use ``replace_where`` for those.
+    """
+    result = await document.get_pymongo_collection().update_one(query, {"$set": values})
+    return result.matched_count
+
+
+async def replace_where(document: Document, **conditions: Any) -> bool:
+    """Write the whole document back if it still matches ``conditions`` (read-modify-write, keeps types)."""
+    values = document.model_dump(by_alias=True, exclude={"id", "revision_id"})
+    result = await type(document).get_pymongo_collection().replace_one({"_id": document.id, **conditions}, values)
+    return result.matched_count > 0
+
+
+class Source(BaseModel):
+    """One retrieved passage an answer may cite as ``[number]``."""
+
+    number: int
+    document_id: str
+    chunk_id: str | None = None
+    title: str
+    page: int | None = None
+    section: str | None = None
+    snippet: str = ""
+    score: float = 0.0
+
+
+class Safety(BaseModel):
+    emergency: bool = False
+    categories: list[str] = Field(default_factory=list)
+    notice: str | None = None
+
+
+class TokenUsage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Timing(BaseModel):
+    """Milliseconds. ``first_token_ms`` counts from the start of generation, not of the request."""
+
+    retrieval_ms: float | None = None
+    generation_ms: float | None = None
+    first_token_ms: float | None = None
+    total_ms: float | None = None
+
+
+class MessageError(BaseModel):
+    """Why an answer failed, in words for the user; ``code`` is the API problem code."""
+
+    code: str
+    reason: str | None = None
+    detail: str
+    retry_after: int | None = None
+
+
+class RetrievedRef(BaseModel):
+    chunk_id: str | None = None
+    document_id: str
+    score: float
+
+
+class Provenance(BaseModel):
+    """What produced an answer: the retrieval step and the generation step (graph nodes of ``/graph``)."""
+
+    retrieval_query: str = ""
+    retrieved: list[RetrievedRef] = Field(default_factory=list)
+    retrieval_available: bool = True
+    provider_kind: str | None = None
+    finish_reason: str | None = None
+
+
+class Conversation(Document):
+    owner_id: str
+    title: str = DEFAULT_TITLE
+    title_source: TitleSource = "default"
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    last_message_at: datetime | None = None
+    active_leaf_id: str | None = None
+    """The newest message of the branch the user is looking at; the thread is the path to it."""
+
+    class Settings:
+        name = "chat_conversations"
+        indexes = [  # noqa: RUF012 - Beanie reads this class attribute
+            pymongo.IndexModel([("owner_id", pymongo.ASCENDING), ("updated_at", pymongo.DESCENDING)]),
+        ]
+
+
+class Message(Document):
+    conversation_id: str
+    owner_id: str
+    parent_id: str | None = None
+    role: Role
+    content: str = ""
+    status: Status = "complete"
+    sources: list[Source] = Field(default_factory=list)
+    grounded: bool = False
+    safety: Safety = Field(default_factory=Safety)
+    model: str | None = None
+    model_label: str | None = None
+    usage: TokenUsage | None = None
+    timing: Timing | None = None
+    error: MessageError | None = None
+    provenance: Provenance | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+    class Settings:
+        name = "chat_messages"
+        indexes = [  # noqa: RUF012 - Beanie reads this class attribute
+            pymongo.IndexModel([("conversation_id", pymongo.ASCENDING)]),
+            pymongo.IndexModel([("owner_id", pymongo.ASCENDING)]),
+            pymongo.IndexModel([("status", pymongo.ASCENDING), ("created_at", pymongo.ASCENDING)]),
+        ]
+
+    @property
+    def key(self) -> str:
+        return str(self.id)

@@ -1,0 +1,46 @@
+"""The knowledge base's records in MongoDB: one ``SourceDocument`` per uploaded file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from beanie import Document
+from pydantic import Field
+from pymongo import DESCENDING, IndexModel
+
+DocumentStatus = Literal["queued", "processing", "ready", "failed"]
+FINAL_STATUSES: frozenset[str] = frozenset({"ready", "failed"})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SourceDocument(Document):
+    owner_id: str
+    scope: Literal["shared", "private"]
+    title: str
+    filename: str
+    media_type: str
+    size_bytes: int
+    sha256: str
+    storage_key: str
+    """Where the original file lives in the file store (relative, never a user-chosen path)."""
+    status: DocumentStatus = "queued"
+    stage: str | None = None
+    """What ``processing`` is doing now: ``parsing``, ``embedding``."""
+    progress: float = 0.0
+    pages: int = 0
+    chunks: int = 0
+    error: str | None = None
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "documents"
+        indexes = [  # noqa: RUF012 - Beanie reads this class attribute
+            IndexModel([("owner_id", 1), ("created_at", DESCENDING)]),
+            IndexModel([("scope", 1), ("created_at", DESCENDING)]),
+        ]

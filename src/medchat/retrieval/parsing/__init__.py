@@ -1,0 +1,46 @@
+"""Turn uploaded bytes into text: type detection, document parsers, OCR and speech recognition.
+
+Everything here is synchronous and CPU-heavy; callers run it in a worker thread or process.
+"""
+
+from __future__ import annotations
+
+from medchat.retrieval.document import ParsedDocument, ParsedPage
+from medchat.retrieval.errors import UnreadableDocument
+from medchat.retrieval.parsing import detection
+from medchat.retrieval.parsing.detection import decode_text, detect_media_type
+from medchat.retrieval.parsing.html import parse_html
+from medchat.retrieval.parsing.markup import first_heading_or_line, markdown_pages, plain_text_pages
+from medchat.retrieval.parsing.ocr import image_pages_text, ocr_image
+from medchat.retrieval.parsing.office import parse_docx
+from medchat.retrieval.parsing.pdf import parse_pdf
+from medchat.retrieval.parsing.speech import transcribe
+
+__all__ = ["detect_media_type", "ocr_image", "parse_document", "transcribe"]
+
+
+def parse_document(data: bytes) -> ParsedDocument:
+    """Detect the type of ``data`` and extract its pages. Raises ``UnsupportedMediaType`` or ``UnreadableDocument``."""
+    media_type = detect_media_type(data)
+    title, pages = _parse(data, media_type)
+    title = title or first_heading_or_line(pages)
+    return ParsedDocument(title=title, pages=pages, media_type=media_type)
+
+
+def _parse(data: bytes, media_type: str) -> tuple[str | None, tuple[ParsedPage, ...]]:
+    if media_type == detection.PDF:
+        return parse_pdf(data)
+    if media_type == detection.DOCX:
+        return parse_docx(data)
+    if media_type in detection.IMAGE_TYPES:
+        return None, tuple(ParsedPage(number, text) for number, text in enumerate(image_pages_text(data), start=1))
+    if media_type in detection.AUDIO_TYPES:
+        return None, (ParsedPage(1, transcribe(data)),)
+    text = decode_text(data)
+    if text is None:
+        raise UnreadableDocument("the text could not be decoded")
+    if media_type == detection.HTML:
+        return parse_html(text)
+    if media_type == detection.MARKDOWN:
+        return None, markdown_pages(text)
+    return None, plain_text_pages(text)

@@ -1,0 +1,361 @@
+"""The knowledge base: upload, list, delete and ingest documents (no HTTP here).
+
+Visibility is one rule everywhere: a user sees shared documents and their own private ones. Admins
+add and remove shared documents; they do not see other users' private documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import PurePath
+from typing import Any, Literal, Protocol
+
+import structlog
+from bson import ObjectId
+from pymongo import DESCENDING
+
+from medchat.platform.errors import (
+    DependencyUnavailable,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from medchat.platform.identity import Principal
+from medchat.retrieval.chunking import chunk_document
+from medchat.retrieval.document import ParsedDocument
+from medchat.retrieval.errors import UnreadableDocument
+from medchat.retrieval.models import FINAL_STATUSES, SourceDocument, utcnow
+from medchat.retrieval.parsing import detect_media_type, parse_document
+from medchat.retrieval.search import DocumentInfo, Retriever
+from medchat.retrieval.storage import FileStore
+from medchat.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+INGEST_JOB = "ingest_document"
+MAX_INGEST_ATTEMPTS = 3
+PROGRESS_WRITE_INTERVAL_SECONDS = 0.5
+PARSED_SHARE_OF_PROGRESS = 0.1
+"""Progress reported once parsing is done; embedding fills the rest."""
+
+Scope = Literal["shared", "private"]
+
+
+class JobQueue(Protocol):
+    async def enqueue_job(self, function: str, *args: Any, _job_id: str | None = None) -> Any: ...
+
+
+class TransientIngestError(Exception):
+    """Ingestion failed for a reason that may pass (a store not answering): the job retries."""
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentView:
+    """A document as the API shows it."""
+
+    id: str
+    title: str
+    filename: str
+    media_type: str
+    scope: Scope
+    status: str
+    stage: str | None
+    progress: float
+    pages: int
+    chunks: int
+    error: str | None
+    size_bytes: int
+    owner_id: str
+    created_at: datetime
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentPage:
+    items: list[DocumentView]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OriginalFile:
+    data: bytes
+    media_type: str
+    filename: str
+
+
+def view_of(document: SourceDocument) -> DocumentView:
+    return DocumentView(
+        id=str(document.id),
+        title=document.title,
+        filename=document.filename,
+        media_type=document.media_type,
+        scope=document.scope,
+        status=document.status,
+        stage=document.stage,
+        progress=round(document.progress, 3),
+        pages=document.pages,
+        chunks=document.chunks,
+        error=document.error,
+        size_bytes=document.size_bytes,
+        owner_id=document.owner_id,
+        created_at=document.created_at,
+    )
+
+
+def _visible_to(viewer: Principal) -> dict[str, Any]:
+    return {"$or": [{"scope": "shared"}, {"owner_id": viewer.id}]}
+
+
+def _title_from(filename: str) -> str:
+    stem = PurePath(filename).stem.replace("_", " ").replace("-", " ").strip()
+    return stem[:200] or "Untitled document"
+
+
+def _safe_filename(filename: str | None) -> str:
+    name = PurePath((filename or "upload").replace("\\", "/")).name.strip()
+    return (name or "upload")[:255]
+
+
+class DocumentService:
+    def __init__(self, *, retriever: Retriever | None, files: FileStore, queue: JobQueue, settings: Settings) -> None:
+        self._retriever = retriever
+        self._files = files
+        self._queue = queue
+        self._settings = settings
+
+    @property
+    def max_upload_mb(self) -> int:
+        return self._settings.max_upload_mb
+
+    @property
+    def retriever(self) -> Retriever:
+        if self._retriever is None:
+            raise DependencyUnavailable("The search index is held by the running medchat server.")
+        return self._retriever
+
+    # --- upload and queries ----------------------------------------------------------------------
+
+    async def upload(
+        self, *, owner: Principal, filename: str | None, data: bytes, scope: Scope, enqueue: bool = True
+    ) -> DocumentView:
+        """Store the file and its record (``queued``), then queue its ingestion (unless the caller runs it)."""
+        if scope not in ("shared", "private"):
+            raise ValidationFailed("scope: must be 'shared' or 'private'")
+        if scope == "shared" and not owner.is_admin:
+            raise Forbidden("Only administrators can add shared documents; upload it as private instead.")
+        limit = self._settings.max_upload_mb * 1024 * 1024
+        if len(data) > limit:
+            raise PayloadTooLarge(
+                f"The file is {len(data) / 1048576:.1f} MB; the limit is {self._settings.max_upload_mb} MB."
+            )
+        media_type = detect_media_type(data)
+        safe_name = _safe_filename(filename)
+        document = SourceDocument(
+            id=ObjectId(),
+            owner_id=owner.id,
+            scope=scope,
+            title=_title_from(safe_name),
+            filename=safe_name,
+            media_type=media_type,
+            size_bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            storage_key="",
+        )
+        document.storage_key = str(document.id)
+        await self._files.save(document.storage_key, data)
+        await document.insert()
+        if enqueue:
+            await self._enqueue(document)
+        return view_of(document)
+
+    async def retry(self, viewer: Principal, document_id: str) -> DocumentView:
+        document = await self._manageable(viewer, document_id)
+        if document.status != "failed":
+            raise ValidationFailed("Only a failed document can be retried.")
+        await self._update(document, status="queued", stage=None, error=None, progress=0.0, attempts=0)
+        await self._enqueue(document)
+        return view_of(document)
+
+    async def _enqueue(self, document: SourceDocument) -> None:
+        try:
+            await self._queue.enqueue_job(
+                INGEST_JOB, str(document.id), _job_id=f"ingest:{document.id}:{time.time_ns()}"
+            )
+        except Exception as error:
+            log.warning("could not queue ingestion", document_id=str(document.id), error=str(error))
+            await self._fail(document, "The ingestion queue did not answer. Retry in a moment.")
+            raise DependencyUnavailable(
+                "The ingestion queue is unavailable; the document was kept, retry it later."
+            ) from error
+
+    async def list_visible(
+        self, viewer: Principal, *, limit: int = 50, cursor: str | None = None, status: str | None = None
+    ) -> DocumentPage:
+        criteria: dict[str, Any] = _visible_to(viewer)
+        if status:
+            criteria["status"] = status
+        if cursor:
+            if not ObjectId.is_valid(cursor):
+                raise ValidationFailed("cursor: not a cursor this API returned")
+            criteria["_id"] = {"$lt": ObjectId(cursor)}
+        found = await SourceDocument.find(criteria).sort([("_id", DESCENDING)]).limit(limit + 1).to_list()
+        page = found[:limit]
+        return DocumentPage([view_of(document) for document in page], str(page[-1].id) if len(found) > limit else None)
+
+    async def get_visible(self, viewer: Principal, document_id: str) -> DocumentView:
+        return view_of(await self._visible(viewer, document_id))
+
+    async def original(self, viewer: Principal, document_id: str) -> OriginalFile:
+        document = await self._visible(viewer, document_id)
+        try:
+            data = await self._files.read(document.storage_key)
+        except FileNotFoundError:
+            raise NotFound("The original file is no longer stored.") from None
+        return OriginalFile(data=data, media_type=document.media_type, filename=document.filename)
+
+    async def delete(self, viewer: Principal, document_id: str) -> None:
+        """Remove the passages from the index first, then the file and the record."""
+        document = await self._manageable(viewer, document_id)
+        await self.retriever.delete_document(str(document.id))
+        await self._files.delete(document.storage_key)
+        await document.delete()
+
+    async def _visible(self, viewer: Principal, document_id: str) -> SourceDocument:
+        if not ObjectId.is_valid(document_id):
+            raise NotFound("No such document.")
+        document = await SourceDocument.find_one({"_id": ObjectId(document_id), **_visible_to(viewer)})
+        if document is None:
+            raise NotFound("No such document.")
+        return document
+
+    async def _manageable(self, viewer: Principal, document_id: str) -> SourceDocument:
+        document = await self._visible(viewer, document_id)
+        if document.owner_id != viewer.id and not (document.scope == "shared" and viewer.is_admin):
+            raise Forbidden("Only the owner or an administrator can change this document.")
+        return document
+
+    # --- account lifecycle (subscribed to the auth module's events) ------------------------------
+
+    async def delete_owner_data(self, *, user_id: str) -> int:
+        documents = await SourceDocument.find({"owner_id": user_id}).to_list()
+        await self.retriever.delete_owner(user_id)
+        for document in documents:
+            await self._files.delete(document.storage_key)
+            await document.delete()
+        return len(documents)
+
+    async def export_owner_data(self, *, user_id: str) -> dict[str, Any]:
+        documents = await SourceDocument.find({"owner_id": user_id}).to_list()
+        return {
+            "documents": [
+                {key: value for key, value in view_of(document).__dict__.items() if key != "owner_id"}
+                for document in documents
+            ]
+        }
+
+    # --- ingestion (the arq job's body) ----------------------------------------------------------
+
+    async def ingest(self, document_id: str) -> None:
+        """Parse, chunk, embed and index one document, moving its status along.
+
+        A document that cannot be read fails with the reason; a store that does not answer raises
+        ``TransientIngestError`` so the job is retried. Re-running replaces the document's passages.
+        """
+        document = await SourceDocument.get(ObjectId(document_id)) if ObjectId.is_valid(document_id) else None
+        if document is None:
+            log.info("ingest skipped: document deleted", document_id=document_id)
+            return
+        await self._update(
+            document, status="processing", stage="parsing", progress=0.02, error=None, attempts=document.attempts + 1
+        )
+        started = time.perf_counter()
+        try:
+            parsed = await self._parse(document)
+        except (UnreadableDocument, UnsupportedMediaType) as error:
+            await self._fail(document, error.detail)
+            return
+        chunks = await asyncio.to_thread(
+            chunk_document,
+            parsed.pages,
+            chunk_tokens=self._settings.chunk_tokens,
+            overlap_tokens=self._settings.chunk_overlap_tokens,
+        )
+        if not chunks:
+            await self._fail(document, "No text was found in this file (a scan with nothing legible?).")
+            return
+        await self._update(
+            document,
+            title=(parsed.title or document.title)[:200],
+            pages=len(parsed.pages),
+            stage="embedding",
+            progress=PARSED_SHARE_OF_PROGRESS,
+        )
+        info = DocumentInfo(
+            document_id=document_id, owner_id=document.owner_id, scope=document.scope, title=document.title
+        )
+        try:
+            result = await self.retriever.index_chunks(info, chunks, on_progress=self._progress_writer(document))
+        except Exception as error:
+            if document.attempts >= MAX_INGEST_ATTEMPTS:
+                await self._fail(document, "The search index did not answer; retry the document later.")
+                return
+            raise TransientIngestError(str(error)) from error
+        if await SourceDocument.get(document.id) is None:  # deleted while we were indexing
+            await self.retriever.delete_document(document_id)
+            return
+        await self._update(document, status="ready", stage=None, progress=1.0, chunks=result.chunks)
+        log.info(
+            "document ready",
+            document_id=document_id,
+            pages=document.pages,
+            chunks=result.chunks,
+            seconds=round(time.perf_counter() - started, 2),
+        )
+
+    async def _parse(self, document: SourceDocument) -> ParsedDocument:
+        try:
+            data = await self._files.read(document.storage_key)
+        except FileNotFoundError:
+            raise UnreadableDocument("The uploaded file is missing from storage.") from None
+        parsed = await asyncio.to_thread(parse_document, data)
+        if parsed.is_empty:
+            raise UnreadableDocument("No text was found in this file (a scan with nothing legible?).")
+        return parsed
+
+    def _progress_writer(self, document: SourceDocument) -> Callable[[int, int], Awaitable[None]]:
+        last_write = 0.0
+
+        async def write(done: int, total: int) -> None:
+            nonlocal last_write
+            now = time.monotonic()
+            if done < total and now - last_write < PROGRESS_WRITE_INTERVAL_SECONDS:
+                return
+            last_write = now
+            share = done / total if total else 1.0
+            await self._update(
+                document, progress=PARSED_SHARE_OF_PROGRESS + (1 - PARSED_SHARE_OF_PROGRESS) * share * 0.99
+            )
+
+        return write
+
+    async def _fail(self, document: SourceDocument, reason: str) -> None:
+        await self._update(document, status="failed", stage=None, error=reason)
+        log.info("document failed", document_id=str(document.id), reason=reason)
+
+    @staticmethod
+    async def _update(document: SourceDocument, **fields: Any) -> None:
+        """``$set`` the fields on the stored record (never re-creating one deleted meanwhile) and on ``document``."""
+        fields["updated_at"] = utcnow()
+        for name, value in fields.items():
+            setattr(document, name, value)
+        await SourceDocument.find_one({"_id": document.id}).update({"$set": fields})

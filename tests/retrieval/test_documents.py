@@ -1,0 +1,202 @@
+"""The knowledge base end to end: upload, background ingestion, search with citations, delete, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+import pytest
+from fpdf import FPDF
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from PIL import Image, ImageDraw, ImageFont
+
+from medchat.settings import Settings
+from tests.conftest import RegisterUser
+
+PAGE_TEXTS = [
+    "Hand hygiene. Clean hands with alcohol rub before and after every patient contact.",
+    "Sharps disposal. Place used needles in the yellow sharps bin immediately after use.",
+    "Warfarin and cranberry juice. Patients taking warfarin should avoid large amounts of cranberry juice "
+    "because it can raise the INR and increase the risk of bleeding.",
+]
+
+
+def three_page_pdf() -> bytes:
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    for text in PAGE_TEXTS:
+        pdf.add_page()
+        pdf.multi_cell(0, 8, text)
+    return bytes(pdf.output())
+
+
+async def upload(
+    client: AsyncTestClient[Litestar],
+    headers: dict[str, str],
+    data: bytes,
+    *,
+    filename: str = "protocol.pdf",
+    scope: str = "private",
+) -> dict:
+    response = await client.post(
+        "/api/v1/documents/",
+        files={"file": (filename, data, "application/octet-stream")},
+        data={"scope": scope},
+        headers=headers,
+    )
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+async def wait_until_final(client: AsyncTestClient[Litestar], headers: dict[str, str], document_id: str) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        document = (await client.get(f"/api/v1/documents/{document_id}", headers=headers)).json()
+        if document["status"] in ("ready", "failed"):
+            return document
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"document {document_id} still {document['status']} after 60 s")
+
+
+async def search(client: AsyncTestClient[Litestar], headers: dict[str, str], query: str) -> list[dict]:
+    response = await client.post("/api/v1/search", json={"query": query}, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()["results"]
+
+
+async def test_a_pdf_becomes_ready_and_is_cited_at_its_page_then_deleted(
+    client: AsyncTestClient[Litestar], register_user: RegisterUser
+) -> None:
+    user = await register_user(client)
+    pdf = three_page_pdf()
+    queued = await upload(client, user.headers, pdf)
+    assert queued["status"] == "queued"
+    assert queued["media_type"] == "application/pdf"
+
+    ready = await wait_until_final(client, user.headers, queued["id"])
+    assert ready["status"] == "ready", ready["error"]
+    assert (ready["pages"], ready["progress"]) == (3, 1.0)
+    assert ready["chunks"] >= 3
+
+    results = await search(client, user.headers, "Can someone on warfarin drink cranberry juice?")
+    assert results, "the page 3 passage is found"
+    assert (results[0]["document_id"], results[0]["page"]) == (queued["id"], 3)
+    assert "cranberry" in results[0]["snippet"].lower()
+
+    original = await client.get(f"/documents/{queued['id']}/file", headers=user.headers)
+    assert original.status_code == 200
+    assert original.content == pdf
+    assert original.headers["content-type"] == "application/pdf"
+
+    assert (await client.delete(f"/api/v1/documents/{queued['id']}", headers=user.headers)).status_code == 204
+    assert await search(client, user.headers, "Can someone on warfarin drink cranberry juice?") == []
+    assert (await client.get(f"/api/v1/documents/{queued['id']}", headers=user.headers)).status_code == 404
+
+
+async def test_private_passages_stay_with_their_owner(
+    client: AsyncTestClient[Litestar], register_user: RegisterUser
+) -> None:
+    owner, other = await register_user(client), await register_user(client)
+    admin = await register_user(client, role="admin")
+    private = await upload(
+        client, owner.headers, b"# Clinic notes\n\nThe zebra protocol applies to all night shifts.", filename="notes.md"
+    )
+    shared = await upload(
+        client,
+        admin.headers,
+        b"Shared leaflet: the zebra crossing outside is closed on Mondays.",
+        filename="leaflet.txt",
+        scope="shared",
+    )
+    for document, headers in ((private, owner.headers), (shared, admin.headers)):
+        assert (await wait_until_final(client, headers, document["id"]))["status"] == "ready"
+
+    assert {result["document_id"] for result in await search(client, owner.headers, "zebra protocol night shifts")} >= {
+        private["id"]
+    }
+    for outsider in (other, admin):
+        found = {
+            result["document_id"] for result in await search(client, outsider.headers, "zebra protocol night shifts")
+        }
+        assert private["id"] not in found
+        assert (await client.get(f"/api/v1/documents/{private['id']}", headers=outsider.headers)).status_code == 404
+        assert (await client.get(f"/documents/{private['id']}/file", headers=outsider.headers)).status_code == 404
+        listed = (await client.get("/api/v1/documents/", headers=outsider.headers)).json()["items"]
+        assert private["id"] not in {item["id"] for item in listed}
+        assert shared["id"] in {item["id"] for item in listed}
+    assert (await client.delete(f"/api/v1/documents/{private['id']}", headers=other.headers)).status_code == 404
+    assert (await client.delete(f"/api/v1/documents/{shared['id']}", headers=other.headers)).status_code == 403
+
+
+async def test_uploads_are_refused_clearly(client: AsyncTestClient[Litestar], register_user: RegisterUser) -> None:
+    user = await register_user(client)
+    shared = await client.post(
+        "/api/v1/documents/",
+        files={"file": ("a.txt", b"hello there", "text/plain")},
+        data={"scope": "shared"},
+        headers=user.headers,
+    )
+    assert (shared.status_code, shared.json()["code"]) == (403, "forbidden")
+    binary = await client.post(
+        "/api/v1/documents/", files={"file": ("fake.pdf", b"\x00\x01\x02MZ\x90binary", "x/y")}, headers=user.headers
+    )
+    assert (binary.status_code, binary.json()["code"]) == (415, "unsupported_media_type")
+    empty = await client.post("/api/v1/documents/", files={"file": ("e.txt", b"", "text/plain")}, headers=user.headers)
+    assert empty.status_code == 415
+    anonymous = await client.post("/api/v1/documents/", files={"file": ("a.txt", b"hello", "text/plain")})
+    assert anonymous.status_code == 401
+    blank = await client.post("/api/v1/search", json={"query": "   "}, headers=user.headers)
+    assert (blank.status_code, blank.json()["code"]) == (400, "validation_failed")
+
+
+async def test_the_size_limit_is_checked_on_the_bytes(settings: Settings, register_user: RegisterUser) -> None:
+    from medchat.app import create_app
+
+    small = Settings.load(**{**settings.model_dump(), "max_upload_mb": 1})
+    async with AsyncTestClient(app=create_app(small)) as client:
+        user = await register_user(client)
+        response = await client.post(
+            "/api/v1/documents/",
+            files={"file": ("big.txt", b"a" * (1024 * 1024 + 10), "text/plain")},
+            headers=user.headers,
+        )
+        assert (response.status_code, response.json()["code"]) == (413, "payload_too_large")
+
+
+async def test_an_unreadable_document_fails_with_a_reason_and_can_be_retried(
+    client: AsyncTestClient[Litestar], register_user: RegisterUser
+) -> None:
+    user = await register_user(client)
+    broken = await upload(client, user.headers, b"%PDF-1.7\n this is not really a pdf at all", filename="broken.pdf")
+    failed = await wait_until_final(client, user.headers, broken["id"])
+    assert failed["status"] == "failed"
+    assert failed["error"]
+    retried = await client.post(f"/api/v1/documents/{broken['id']}/retry", headers=user.headers)
+    assert (retried.status_code, retried.json()["status"]) == (202, "queued")
+    assert (await wait_until_final(client, user.headers, broken["id"]))["status"] == "failed"
+
+
+def text_image(text: str) -> bytes:
+    image = Image.new("RGB", (1400, 200), "white")
+    ImageDraw.Draw(image).text((40, 60), text, fill="black", font=ImageFont.load_default(size=48))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.slow
+async def test_ocr_endpoint_reads_an_image(client: AsyncTestClient[Litestar], register_user: RegisterUser) -> None:
+    user = await register_user(client)
+    response = await client.post(
+        "/api/v1/ocr",
+        files={"file": ("scan.png", text_image("Take two tablets daily"), "image/png")},
+        headers=user.headers,
+    )
+    assert response.status_code == 200, response.text
+    assert "two tablets daily" in response.json()["text"].lower()
+    wrong = await client.post(
+        "/api/v1/ocr", files={"file": ("a.txt", b"plain words", "text/plain")}, headers=user.headers
+    )
+    assert wrong.status_code == 415
