@@ -133,7 +133,14 @@ def main() -> None:
     options = parser.parse_args()
 
     fake, llm_url = start_fake_llm()
-    env = {"MEDCHAT_LLM_API_KEY": "x", "MEDCHAT_LLM_BASE_URL": llm_url, "MEDCHAT_LOG_LEVEL": "WARNING"}
+    env = {
+        "MEDCHAT_LLM_API_KEY": "x",
+        "MEDCHAT_LLM_BASE_URL": llm_url,
+        "MEDCHAT_LOG_LEVEL": "WARNING",
+        # A load test is not a user: no per-user budgets (the checks themselves still run).
+        "MEDCHAT_MESSAGES_PER_HOUR_USER": "0",
+        "MEDCHAT_TOKENS_PER_DAY_USER": "0",
+    }
     try:
         with (
             tempfile.TemporaryDirectory() as directory,

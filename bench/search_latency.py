@@ -113,7 +113,7 @@ def perturbed_points(documents: dict, vectors: np.ndarray, total: int) -> list[P
 
 
 async def search_latency(retriever: Retriever, store: EdgeVectorStore, queries: list[str], label: str) -> None:
-    vectors = retriever_embedder(retriever).embed(queries)
+    vectors = retriever.embedder.embed(queries)
     store_times, full_times = [], []
     for n, (query, vector) in enumerate(zip(queries, vectors, strict=True)):
         scope = SearchScope(user_id=f"user{n % OWNERS}")
@@ -129,8 +129,15 @@ async def search_latency(retriever: Retriever, store: EdgeVectorStore, queries: 
     print(f"  {label}: Retriever.search (embeds query)  {percentiles(full_times)}")
 
 
-def retriever_embedder(retriever: Retriever) -> Embedder:
-    return retriever._embedder
+LOOP_LAGS: list[float] = [0.0]
+
+
+async def loop_lag() -> None:
+    """Record how late a 10 ms sleep wakes up: the event loop's stalls."""
+    while True:
+        started = time.perf_counter()
+        await asyncio.sleep(0.01)
+        LOOP_LAGS.append(time.perf_counter() - started - 0.01)
 
 
 async def concurrent_throughput(retriever: Retriever, queries: list[str], clients: int) -> None:
@@ -170,6 +177,7 @@ async def main() -> None:
         points = perturbed_points(corpus.documents, vectors, args.points)
         store = EdgeVectorStore(directory / "scale")
         await store.ensure_collection()
+        lag = asyncio.create_task(loop_lag())
         started = time.perf_counter()
         for start in range(0, len(points), 1000):
             await store.upsert(points[start : start + 1000])
@@ -177,11 +185,12 @@ async def main() -> None:
         print(f"\nSearch over {await store.count()} passages ({OWNERS} owners, 1/5 private), {len(questions)} queries")
         print(f"  upsert: {upserted:.1f} s ({len(points) / upserted:,.0f} points/s, vectors precomputed)")
         retriever = Retriever(store, embedder=Embedder())
-        retriever_embedder(retriever).load()
+        retriever.embedder.load()
         await search_latency(retriever, store, questions[:100], "while indexing")
-        started = time.perf_counter()
         await store.optimize()
-        print(f"  optimize (HNSW build, after upsert returned): {time.perf_counter() - started:.1f} s more")
+        print(f"  upsert + index build done after {time.perf_counter() - started:.1f} s")
+        lag.cancel()
+        print(f"  longest event-loop stall meanwhile (GIL held by Qdrant Edge): {max(LOOP_LAGS):.2f} s")
         await search_latency(retriever, store, questions, "indexed")
         for clients in (1, 4, 16):
             await concurrent_throughput(retriever, questions, clients)

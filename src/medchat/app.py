@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 
 import structlog
@@ -17,14 +18,14 @@ from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.opentelemetry import OpenTelemetryPlugin
 
 from medchat import __version__, auth, chat, retrieval
+from medchat.platform.embedded import SERVE_PID_VARIABLE, stop_when_orphaned
 from medchat.platform.health import health_handlers
-from medchat.platform.logging import configure_logging
 from medchat.platform.problems import exception_handlers
 from medchat.platform.requests import client_ip
 from medchat.platform.security import security_headers
 from medchat.platform.telemetry import MetricsController, opentelemetry_config, prometheus_config
 from medchat.platform.web import static_files_router, template_config
-from medchat.runtime import Runtime
+from medchat.runtime import Runtime, configure_process_logging
 from medchat.settings import Settings
 from medchat.worker import supervise_embedded_worker
 
@@ -33,24 +34,26 @@ log = structlog.get_logger(__name__)
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.load()
-    configure_logging(settings)
+    configure_process_logging(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         runtime = await Runtime.open(settings)
         app.state.runtime = runtime
         app.state.readiness = runtime.readiness
-        worker_task = None
+        background: list[asyncio.Task[None]] = []
         if settings.fully_embedded:
-            worker_task = asyncio.create_task(supervise_embedded_worker(runtime), name="embedded-arq-worker")
+            background.append(asyncio.create_task(supervise_embedded_worker(runtime), name="embedded-arq-worker"))
+        if SERVE_PID_VARIABLE in os.environ:
+            background.append(asyncio.create_task(stop_when_orphaned(int(os.environ[SERVE_PID_VARIABLE]))))
         log.info("medchat ready", embedded=settings.fully_embedded, data_dir=str(settings.data_dir))
         try:
             yield
         finally:
-            if worker_task is not None:
-                worker_task.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await worker_task
+                    await task
             await runtime.close()
 
     cors = CORSConfig(allow_origins=settings.cors_origins, allow_credentials=True) if settings.cors_origins else None

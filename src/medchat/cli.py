@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -17,9 +18,9 @@ from granian.constants import Interfaces
 
 from medchat import __version__, auth, llm
 from medchat.ingest import ingest_paths
-from medchat.platform.embedded import DataDirInUse, DataDirLock, EmbeddedStartError
+from medchat.platform.embedded import SERVE_PID_VARIABLE, DataDirInUse, DataDirLock, EmbeddedStartError
 from medchat.platform.stores import read_runtime_file
-from medchat.runtime import Runtime
+from medchat.runtime import Runtime, configure_process_logging
 from medchat.settings import Settings, SettingsError
 from medchat.worker import run_worker
 
@@ -50,6 +51,10 @@ def friendly_errors(command: F) -> F:
 @click.version_option(__version__, prog_name="medchat")
 def main() -> None:
     """medchat: grounded medical question answering with citations."""
+    # Every command logs through the same scrubbed pipeline as the server; a bad setting is reported
+    # by the command itself, with the variable named.
+    with contextlib.suppress(SettingsError):
+        configure_process_logging(Settings.load())
 
 
 @main.command()
@@ -70,8 +75,10 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
             "--workers above 1 needs real servers: set MEDCHAT_MONGODB_URI, MEDCHAT_REDIS_URL and MEDCHAT_QDRANT_URL "
             "(the embedded stores belong to one process)"
         )
+    llm.build_provider(settings)  # a provider that cannot be built fails here, not in the web worker
     if settings.fully_embedded:
         DataDirLock(settings.data_dir).check_free()
+    os.environ[SERVE_PID_VARIABLE] = str(os.getpid())
     click.echo(f"medchat {__version__} on http://{settings.host}:{settings.port} (data dir {settings.data_dir})")
     Granian(
         "medchat.app:create_app",

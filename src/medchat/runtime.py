@@ -16,6 +16,7 @@ from medchat.llm import LLMProvider, build_provider
 from medchat.platform.audit import AuditEvent
 from medchat.platform.events import USER_DELETED, USER_EXPORT_REQUESTED, EventBus
 from medchat.platform.health import ReadinessChecks
+from medchat.platform.logging import add_scrubber, configure_logging
 from medchat.platform.stores import Stores
 from medchat.retrieval import (
     DocumentService,
@@ -67,9 +68,15 @@ class Runtime:
         runtime.readiness.add("redis", stores.ping_redis)
         try:
             await runtime._open_retrieval()
-            runtime.llm = build_provider(settings)
+            # Traces (LangSmith, when on) never carry health identifiers, whatever the model is sent.
+            runtime.llm = build_provider(settings, redact=chat.redact_phi)
             runtime.readiness.add("llm", runtime.llm.ping)
-            runtime.chat_engine = chat.ChatEngine(settings, provider=runtime.llm, search=runtime.search_passages)
+            runtime.chat_engine = chat.ChatEngine(
+                settings,
+                provider=runtime.llm,
+                search=runtime.search_passages,
+                limits=chat.ChatLimits(stores.redis, settings),
+            )
             await runtime.chat_engine.open()
         except BaseException:
             await runtime.close()
@@ -106,6 +113,13 @@ class Runtime:
             await self.vector_store.close()
         await self.job_queue.aclose()
         await self.stores.close()
+
+
+def configure_process_logging(settings: Settings) -> None:
+    """Logging for a medchat process (web app, worker, CLI): structlog set up, and health identifiers
+    (e-mail addresses, phone numbers, record numbers...) scrubbed from every log line."""
+    configure_logging(settings)
+    add_scrubber(chat.phi_scrubber)
 
 
 def arq_redis_settings(redis_url: str) -> RedisSettings:

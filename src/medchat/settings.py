@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # --- llm -------------------------------------------------------------------------------------
+    llm_provider: Literal["auto", "remote", "local", "sources-only"] = "auto"
+    """``auto``: the remote model with an API key, else the local model if installed, else sources-only."""
     llm_base_url: str = "https://openrouter.ai/api/v1"
     llm_api_key: str | None = Field(default=None, repr=False)
     llm_model: str = "openai/gpt-4o-mini"
@@ -104,6 +106,22 @@ class Settings(BaseSettings):
     redact_phi_for_llm: bool = False
     audit_retention_days: int = Field(default=365, ge=1)
     """Audit events older than this are purged daily by the worker."""
+    out_of_scope_topics: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["individual_dosing"])
+    """Requests refused without asking the model (comma-separated topics of ``chat/safety/scope_rules.tsv``:
+    ``individual_dosing``, ``personal_diagnosis``, ``medication_change``; empty refuses nothing). The default
+    refuses working out a dose for a particular person, which needs a prescriber who knows that person;
+    dose information in general is still answered from the sources. An unknown name stops start-up."""
+    out_of_scope_message: str = ""
+    """What a refused request is told; empty: the reviewed message of the matched topic (``chat/safety/scope.py``)."""
+
+    # --- per-user limits (0 = unlimited) --------------------------------------------------------
+    messages_per_hour_user: int = Field(default=60, ge=0)
+    """Questions (new, edited or regenerated) a ``user`` may send per clock hour (UTC)."""
+    messages_per_hour_admin: int = Field(default=0, ge=0)
+    tokens_per_day_user: int = Field(default=200_000, ge=0)
+    """Model tokens (prompt + completion, as the model reports them) a ``user``'s answers may use per UTC day.
+    Counted when an answer completes; a question is refused once the day's budget is used up."""
+    tokens_per_day_admin: int = Field(default=0, ge=0)
 
     # --- chat ----------------------------------------------------------------------------------
     chat_max_message_chars: int = Field(default=8000, ge=100, le=100_000)
@@ -113,7 +131,7 @@ class Settings(BaseSettings):
     chat_stale_streaming_minutes: float = Field(default=10.0, gt=0)
     """An answer still ``streaming`` this long after it started was orphaned by a crash and is marked failed."""
 
-    _split = field_validator("registration_domains", "cors_origins", mode="before")(_split_csv)
+    _split = field_validator("registration_domains", "cors_origins", "out_of_scope_topics", mode="before")(_split_csv)
 
     @field_validator("registration_domains")
     @classmethod

@@ -13,7 +13,7 @@ from arq.worker import Worker
 
 from medchat import retrieval
 from medchat.platform import audit
-from medchat.runtime import QUEUE_NAME, Runtime, arq_redis_settings
+from medchat.runtime import QUEUE_NAME, Runtime, arq_redis_settings, configure_process_logging
 from medchat.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -52,6 +52,7 @@ def build_worker(runtime: Runtime, *, handle_signals: bool) -> Worker:
 
 async def run_worker(settings: Settings) -> None:
     """The standalone worker process (``medchat worker``); needs real, shared stores."""
+    configure_process_logging(settings)
     runtime = await Runtime.open(settings)
     worker = build_worker(runtime, handle_signals=True)
     try:

@@ -183,3 +183,35 @@ def test_stop_keeps_the_partial_answer(chat: Page, llm: FakeLLMServer) -> None:
     expect(stopped).to_contain_text("You stopped this answer.")
     expect(stopped.get_by_role("button", name="Retry")).to_be_visible()
     expect(stopped).to_contain_text("High blood")
+
+
+def test_an_emergency_shows_the_notice_above_the_answer_from_the_first_moment(chat: Page, llm: FakeLLMServer) -> None:
+    page = chat
+    expect(page.locator("#scope-notice")).to_contain_text("medchat informs; it does not diagnose.")
+    expect(page.get_by_role("region", name="Your limits")).to_contain_text("Questions this hour")
+    llm.token_delay = 0.05
+    ask(page, "I have crushing chest pain right now and my left arm is numb")
+
+    streaming = page.locator("article.message.assistant.streaming")
+    notice = streaming.locator(".alert-emergency")
+    expect(notice).to_be_visible()
+    assert "More29." not in streaming.locator(".stream-text").inner_text(), "shown while the answer is still coming"
+    expect(notice).to_have_attribute("role", "alert")
+    expect(notice).to_contain_text("This may be an emergency. Call 112 now")
+
+    answer = page.locator("article.message.assistant.complete")
+    expect(answer).to_contain_text("More29.")
+    notice_box = answer.locator(".alert-emergency").bounding_box()
+    body_box = answer.locator(".answer-body").bounding_box()
+    assert notice_box is not None and body_box is not None
+    assert notice_box["y"] + notice_box["height"] <= body_box["y"], "the notice sits above the generated text"
+    limits = page.get_by_role("region", name="Your limits")
+    expect(limits).to_contain_text("59 of 60 left")  # refreshed as the question went out
+    expect(limits).not_to_contain_text("200,000 of 200,000 left")  # and after the answer, its tokens counted
+
+    page.reload()
+    reloaded = page.locator("article.message.assistant.complete")
+    expect(reloaded.locator(".alert-emergency")).to_contain_text("Call 112 now")
+    top = reloaded.locator(".alert-emergency").bounding_box()
+    body = reloaded.locator(".answer-body").bounding_box()
+    assert top is not None and body is not None and top["y"] < body["y"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from medchat.retrieval import Passage, SearchScope
 from tests.chat.conftest import ChatUser, parse_sse, register, sign_in_browser
 from tests.chat.test_routes import FakeRetriever
 
@@ -54,9 +57,25 @@ async def test_the_empty_chat_page(client: AsyncTestClient[Litestar], browser: d
     assert response.headers["vary"] == "HX-Request"
 
 
+class GatedEmptyIndex:
+    """Finds nothing, once the test opens the gate: the answer is still being written when the page opens
+    its stream. (A finished answer replays only its outcome, without the tokens this test looks for.)
+    The app runs on the test client's own thread and loop, hence a thread-safe gate.
+    """
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+
+    async def search(self, query: str, *, scope: SearchScope, top_k: int | None = None) -> list[Passage]:
+        await asyncio.to_thread(self.gate.wait, 30)
+        return []
+
+
 async def test_asking_with_htmx_streams_the_answer_and_reload_shows_it(
     client: AsyncTestClient[Litestar], browser: dict[str, str]
 ) -> None:
+    index = GatedEmptyIndex()
+    client.app.state.runtime.retriever = index
     response = await client.post(
         "/chat/messages", data={"content": "What is <b>asthma</b>?", "conversation_id": ""}, headers={**HTMX, **browser}
     )
@@ -71,6 +90,9 @@ async def test_asking_with_htmx_streams_the_answer_and_reload_shows_it(
     assert f'value="{conversation_id}"' in fragment, "the composer learns the new conversation"
     assert f'id="conv-{conversation_id}"' in fragment, "the sidebar lists it"
 
+    # The test client blocks this loop while it streams, so a timer thread lets the answer go on once the
+    # stream is open and following it.
+    threading.Timer(1.0, index.gate.set).start()
     stream = await client.get(f"/chat/messages/{answer_id(fragment)}/stream")
     assert stream.headers["content-type"].startswith("text/event-stream")
     events = parse_sse(stream.text)

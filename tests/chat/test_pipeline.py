@@ -209,21 +209,31 @@ async def test_the_installed_local_model_answers_without_an_api_key(settings: Se
         assert message["content"]
 
 
-async def test_an_emergency_question_is_flagged_before_the_answer(client: AsyncTestClient[Litestar]) -> None:
-    user = await register(client)
-    response = await client.post(
-        f"{API}/messages",
-        json={"content": "I have crushing chest pain right now and my left arm is numb"},
-        headers={**user.headers, "Accept": "text/event-stream"},
-    )
-    events = parse_sse(response.text)
-    meta = events[0][1]
-    for message in (meta["user_message"], meta["message"], events[-1][1]["message"]):
-        assert message["safety"]["emergency"] is True
-        assert message["safety"]["categories"] == ["cardiac"]
-        assert "Call 112" in message["safety"]["notice"]
-    calm = await client.post(f"{API}/messages", json={"content": "What is hypertension?"}, headers=user.headers)
-    assert calm.json()["message"]["safety"] == {"emergency": False, "categories": [], "notice": None}
+async def test_an_emergency_question_is_flagged_before_the_answer(
+    remote_settings: Settings, fake_llm: FakeLLMServer
+) -> None:
+    fake_llm.reply = "Chest pain has many causes [1]. It can come from the heart, lungs or muscles."
+    settings = remote_settings.model_copy(update={"emergency_number": "999"})
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        user = await register(client)
+        response = await client.post(
+            f"{API}/messages",
+            json={"content": "I have crushing chest pain right now and my left arm is numb"},
+            headers={**user.headers, "Accept": "text/event-stream"},
+        )
+        events = parse_sse(response.text)
+        names = [name for name, _ in events]
+        assert names.count("token") > 3, "the model's answer streams in pieces"
+        # The notice arrives with the first event, before the first token of the model's answer.
+        assert names.index("meta") == 0 < names.index("token")
+        meta = events[0][1]
+        for message in (meta["user_message"], meta["message"], events[-1][1]["message"]):
+            assert message["safety"]["emergency"] is True
+            assert message["safety"]["categories"] == ["cardiac"]
+            assert message["safety"]["notice"].startswith("This may be an emergency. Call 999 now")
+        calm = await client.post(f"{API}/messages", json={"content": "What is hypertension?"}, headers=user.headers)
+        safety = calm.json()["message"]["safety"]
+        assert safety == {"emergency": False, "categories": [], "notice": None, "scope_refusal": None}
 
 
 async def test_identifiers_never_reach_the_model_but_come_back_in_the_answer(

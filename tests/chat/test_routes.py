@@ -68,7 +68,7 @@ async def test_ask_answers_in_sources_only_mode_and_the_conversation_is_kept(
     assert message["model_label"] == SOURCES_ONLY_LABEL
     assert message["grounded"] is False
     assert message["sources"] == []
-    assert message["safety"] == {"emergency": False, "categories": [], "notice": None}
+    assert message["safety"] == {"emergency": False, "categories": [], "notice": None, "scope_refusal": None}
     assert "Not covered" in message["content"]
     assert message["timing"]["total_ms"] >= 0
     assert set(message) >= {"id", "conversation_id", "parent_id", "role", "content", "status", "sources",
@@ -97,6 +97,7 @@ async def test_retrieval_plugs_in_without_changing_the_pipeline(
     assert message["sources"][0] | {"snippet": ""} == {
         "number": 1, "document_id": "doc-1", "chunk_id": "doc-1:0", "title": "Hypertension guideline", "page": 3,
         "section": "Definition", "snippet": "", "score": 0.82,
+        "text": "Hypertension is a blood pressure persistently at or above 140/90 mmHg. It raises stroke risk.",
     }  # fmt: skip
     assert message["grounded"] is True
     assert "140/90" in message["content"]

@@ -6,6 +6,7 @@ import pytest
 
 from medchat.llm import LLMProvider, build_provider
 from medchat.llm import factory as factory_module
+from medchat.llm.factory import LLMConfigurationError
 from medchat.llm.local import LocalProvider
 from medchat.llm.remote import RemoteProvider
 from medchat.llm.sources_only import SourcesOnlyProvider
@@ -55,3 +56,10 @@ def test_without_a_key_or_local_model_answers_come_from_the_sources(
     assert provider.model == "sources-only"
     assert provider.label == "Sources only — no language model configured"
     assert isinstance(provider, LLMProvider)
+
+
+def test_the_provider_can_be_chosen_explicitly(tmp_path: Path) -> None:
+    keyed = Settings.load(data_dir=tmp_path, llm_api_key="k", llm_provider="sources-only")
+    assert build_provider(keyed).kind == "sources-only"
+    with pytest.raises(LLMConfigurationError, match="MEDCHAT_LLM_API_KEY"):
+        build_provider(Settings.load(data_dir=tmp_path, llm_api_key=None, llm_provider="remote"))

@@ -47,14 +47,24 @@ def test_serve_is_ready_keeps_data_and_leaves_no_process(tmp_path: Path, stop_si
 
 
 def test_children_die_when_serve_is_killed(tmp_path: Path) -> None:
+    """SIGKILL on serve: its web worker notices and shuts down in order, stopping the store servers."""
+    data_dir = tmp_path / "data"
+    with ServeProcess(data_dir) as server:
+        tree = descendants(server.process.pid)
+        assert len({pid for pid in tree if _is_store_server(pid)}) == 2
+        server.stop(signal.SIGKILL)
+    assert _wait_gone(tree, timeout=20) == set()
+    with ServeProcess(data_dir) as restarted:  # the data dir is free again
+        assert httpx.get(f"{restarted.base_url}/readyz").status_code == 200
+
+
+def test_store_servers_die_with_a_killed_web_worker(tmp_path: Path) -> None:
     with ServeProcess(tmp_path / "data") as server:
         tree = descendants(server.process.pid)
         stores = {pid for pid in tree if _is_store_server(pid)}
-        assert len(stores) == 2
-        server.stop(signal.SIGKILL)
-        for pid in tree - stores:  # the web worker that started the stores dies the same way a crash would
+        for pid in tree - stores:  # the process that started the store servers, killed like a crash would
             subprocess.run(["kill", "-9", str(pid)], check=False)
-    assert _wait_gone(tree) == set()
+        assert _wait_gone(stores) == set()
 
 
 def _is_store_server(pid: int) -> bool:

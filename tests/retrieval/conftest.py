@@ -53,7 +53,10 @@ async def vector_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 def medquad_sample() -> list[dict]:
     """50 MedQuAD answers of distinct topics, with their questions (fixed, so runs compare)."""
     if not MEDQUAD.exists():
-        pytest.skip(f"MedQuAD not found at {MEDQUAD}")
+        message = f"MedQuAD not found at {MEDQUAD} (the shared data folder sits beside the repository)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     picked: list[dict] = []
     seen_focus: set[str] = set()
     with gzip.open(MEDQUAD, "rt", encoding="utf-8") as lines:

@@ -143,3 +143,10 @@ async def test_index_batches_are_pipelined_and_complete(vector_store: VectorStor
     result = await retriever.index_chunks(DocumentInfo("migraine", "admin", "shared", "Migraine"), chunks)
     assert result.chunks == len(chunks) > 8
     assert await vector_store.count() == len(chunks)
+
+
+@pytest.mark.asyncio
+async def test_chunks_must_be_numbered_from_zero(retriever: Retriever) -> None:
+    chunks = chunks_of("First sentence about asthma. " * 80)
+    with pytest.raises(ValueError, match="numbered"):
+        await retriever.index_chunks(DocumentInfo("asthma", "admin", "shared", "Asthma"), chunks[1:])

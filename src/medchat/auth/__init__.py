@@ -7,11 +7,14 @@ declaring the app-wide dependency ``current_user: Principal`` (401 when anonymou
 
 Deleting an account publishes ``USER_DELETED(user_id=...)``; an export gathers each module's share
 through ``USER_EXPORT_REQUESTED(user_id=...)`` (``medchat.platform.events``). Subscribe to both.
+
+The admin area also shows the audit log (``/api/v1/audit``, ``/admin/audit``) every module records into.
 """
 
 from litestar import Router
 from litestar.di import Provide
 
+from medchat.auth.audit import AuditController, AuditPages
 from medchat.auth.cli import user_cli
 from medchat.auth.guards import Principal, current_user, principal_of, require_admin, require_user
 from medchat.auth.middleware import AuthPlugin, provide_accounts
@@ -25,7 +28,10 @@ event_handlers: dict[str, object] = {}
 
 router = Router(
     path="/",
-    route_handlers=[AuthController, UsersController, AccountPages, ProfilePages, AdminPages],
+    route_handlers=[
+        *(AuthController, UsersController, AuditController),
+        *(AccountPages, ProfilePages, AdminPages, AuditPages),
+    ],
     dependencies={"accounts": Provide(provide_accounts, sync_to_thread=False)},
 )
 

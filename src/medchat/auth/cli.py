@@ -16,6 +16,7 @@ import click
 
 from medchat.auth.models import RefreshToken, User
 from medchat.auth.services import Accounts
+from medchat.platform.audit import AuditEvent
 from medchat.platform.embedded import DataDirInUse, EmbeddedStartError
 from medchat.platform.errors import AppError
 from medchat.platform.events import EventBus
@@ -32,7 +33,8 @@ def _run(action: Callable[[Accounts], Awaitable[T]]) -> T:
         raise click.ClickException(str(error)) from None
 
     async def main() -> T:
-        stores = await Stores.open(settings, document_models=[User, RefreshToken], join_running=True)
+        # AuditEvent too: role changes from the command line are audited like the admin page's.
+        stores = await Stores.open(settings, document_models=[User, RefreshToken, AuditEvent], join_running=True)
         try:
             return await action(Accounts(settings=settings, redis=stores.redis, events=EventBus()))
         finally:

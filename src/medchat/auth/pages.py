@@ -147,7 +147,9 @@ class AccountPages(Controller):
         self, request: HTMXRequest, accounts: NamedDependency[Accounts], data: URLEncodedBody[RegisterForm]
     ) -> Any:
         try:
-            user = await accounts.register(email=data.email, password=data.password, full_name=data.full_name)
+            user = await accounts.register(
+                email=data.email, password=data.password, full_name=data.full_name, ip=client_address(request)
+            )
         except FORM_ERRORS as error:
             values = {"email": data.email, "full_name": data.full_name}
             return form_page("auth/register.html", error, values=values, **self._register_context(accounts))
@@ -230,9 +232,9 @@ class ProfilePages(Controller):
 
     @get("/export")
     async def export(
-        self, current_user: NamedDependency[Principal], accounts: NamedDependency[Accounts]
+        self, request: HTMXRequest, current_user: NamedDependency[Principal], accounts: NamedDependency[Accounts]
     ) -> Response[bytes]:
-        return export_response(await accounts.export(current_user.id))
+        return export_response(await accounts.export(current_user.id, ip=client_address(request)))
 
     @post("/delete", status_code=HTTP_200_OK, media_type=MediaType.HTML)
     async def delete_account(
@@ -243,7 +245,7 @@ class ProfilePages(Controller):
         data: URLEncodedBody[ConfirmForm],
     ) -> Response[Any]:
         try:
-            await accounts.delete_own_account(current_user.id, password=data.password)
+            await accounts.delete_own_account(current_user.id, password=data.password, ip=client_address(request))
         except (ValidationFailed, Conflict) as error:
             return await self._page(accounts, current_user, error=error)
         if secret := request.cookies.get(SESSION_COOKIE):
@@ -298,7 +300,12 @@ class AdminPages(Controller):
     ) -> Any:
         if data.role not in ("user", "admin"):
             raise ValidationFailed("Choose the role user or admin.")
-        user = await accounts.update_user(user_id, role=data.role, actor=current_user.id)  # type: ignore[arg-type]
+        user = await accounts.update_user(
+            user_id,
+            role=data.role,  # type: ignore[arg-type]
+            actor=current_user.id,
+            ip=client_address(request),
+        )
         return self._row(request, user, current_user)
 
     @post("/{user_id:str}/disabled", status_code=HTTP_200_OK, media_type=MediaType.HTML)
@@ -310,7 +317,9 @@ class AdminPages(Controller):
         accounts: NamedDependency[Accounts],
         data: URLEncodedBody[DisabledForm],
     ) -> Any:
-        user = await accounts.update_user(user_id, disabled=data.disabled == "true", actor=current_user.id)
+        user = await accounts.update_user(
+            user_id, disabled=data.disabled == "true", actor=current_user.id, ip=client_address(request)
+        )
         return self._row(request, user, current_user)
 
     @post("/{user_id:str}/delete", status_code=HTTP_200_OK, media_type=MediaType.HTML)
@@ -321,14 +330,20 @@ class AdminPages(Controller):
         current_user: NamedDependency[Principal],
         accounts: NamedDependency[Accounts],
     ) -> Any:
-        await accounts.delete_account(user_id, actor=current_user.id)
+        await accounts.delete_account(user_id, actor=current_user.id, ip=client_address(request))
         if request.htmx:
             return Response(content="", media_type=MediaType.HTML)  # the row's outerHTML becomes nothing
         return Redirect("/admin/users", status_code=303)
 
     @get("/{user_id:str}/export")
-    async def export(self, user_id: FromPath[str], accounts: NamedDependency[Accounts]) -> Response[bytes]:
-        return export_response(await accounts.export(user_id))
+    async def export(
+        self,
+        request: HTMXRequest,
+        user_id: FromPath[str],
+        current_user: NamedDependency[Principal],
+        accounts: NamedDependency[Accounts],
+    ) -> Response[bytes]:
+        return export_response(await accounts.export(user_id, actor=current_user.id, ip=client_address(request)))
 
     @staticmethod
     def _row(request: HTMXRequest, user: User, me: Principal) -> Any:

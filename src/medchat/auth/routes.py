@@ -34,8 +34,12 @@ class AuthController(Controller):
     tags = ["auth"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @post("/register", summary="Create an account (role user) and sign in")
-    async def register(self, data: JSONBody[RegisterIn], accounts: NamedDependency[Accounts]) -> TokensOut:
-        user = await accounts.register(email=data.email, password=data.password, full_name=data.full_name)
+    async def register(
+        self, data: JSONBody[RegisterIn], accounts: NamedDependency[Accounts], request: Request[Any, Any, Any]
+    ) -> TokensOut:
+        user = await accounts.register(
+            email=data.email, password=data.password, full_name=data.full_name, ip=client_address(request)
+        )
         return TokensOut.of(user, await accounts.issue_tokens(user))
 
     @post("/login", status_code=HTTP_200_OK, summary="Exchange email and password for tokens")
@@ -88,9 +92,12 @@ class UsersController(Controller):
 
     @get("/me/export", guards=[require_user], summary="Everything medchat holds about you, as JSON")
     async def export_me(
-        self, current_user: NamedDependency[Principal], accounts: NamedDependency[Accounts]
+        self,
+        current_user: NamedDependency[Principal],
+        accounts: NamedDependency[Accounts],
+        request: Request[Any, Any, Any],
     ) -> dict[str, Any]:
-        return await accounts.export(current_user.id)
+        return await accounts.export(current_user.id, ip=client_address(request))
 
     @delete("/me", guards=[require_user], summary="Delete your account and all your data (password required)")
     async def delete_me(
@@ -98,8 +105,9 @@ class UsersController(Controller):
         data: JSONBody[PasswordConfirmIn],
         current_user: NamedDependency[Principal],
         accounts: NamedDependency[Accounts],
+        request: Request[Any, Any, Any],
     ) -> None:
-        await accounts.delete_own_account(current_user.id, password=data.password)
+        await accounts.delete_own_account(current_user.id, password=data.password, ip=client_address(request))
 
     @get("/", guards=[require_admin], summary="List users (admin)")
     async def list_users(
@@ -123,16 +131,29 @@ class UsersController(Controller):
         data: JSONBody[UserPatchIn],
         current_user: NamedDependency[Principal],
         accounts: NamedDependency[Accounts],
+        request: Request[Any, Any, Any],
     ) -> UserOut:
-        user = await accounts.update_user(user_id, role=data.role, disabled=data.disabled, actor=current_user.id)
+        user = await accounts.update_user(
+            user_id, role=data.role, disabled=data.disabled, actor=current_user.id, ip=client_address(request)
+        )
         return UserOut.of(user)
 
     @delete("/{user_id:str}", guards=[require_admin], summary="Delete a user and all their data (admin)")
     async def delete_user(
-        self, user_id: FromPath[str], current_user: NamedDependency[Principal], accounts: NamedDependency[Accounts]
+        self,
+        user_id: FromPath[str],
+        current_user: NamedDependency[Principal],
+        accounts: NamedDependency[Accounts],
+        request: Request[Any, Any, Any],
     ) -> None:
-        await accounts.delete_account(user_id, actor=current_user.id)
+        await accounts.delete_account(user_id, actor=current_user.id, ip=client_address(request))
 
     @get("/{user_id:str}/export", guards=[require_admin], summary="Export a user's data (admin)")
-    async def export_user(self, user_id: FromPath[str], accounts: NamedDependency[Accounts]) -> dict[str, Any]:
-        return await accounts.export(user_id)
+    async def export_user(
+        self,
+        user_id: FromPath[str],
+        current_user: NamedDependency[Principal],
+        accounts: NamedDependency[Accounts],
+        request: Request[Any, Any, Any],
+    ) -> dict[str, Any]:
+        return await accounts.export(user_id, actor=current_user.id, ip=client_address(request))

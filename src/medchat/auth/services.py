@@ -1,6 +1,9 @@
 """Accounts: registration, login, tokens, sessions, profile changes, admin changes, export and deletion.
 
 No HTTP here. Everything raises the platform's errors, which become problem+json or pages in one place.
+Sign-ins (and failed ones), registrations, admin changes, exports and deletions go to the audit log;
+callers pass the client address as ``ip`` (the CLI has none). A failed sign-in is recorded with a hash
+of the address typed, never the password.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from medchat.auth.passwords import Passwords, password_problems
 from medchat.auth.ratelimit import LoginLimiter
 from medchat.auth.sessions import Sessions
 from medchat.auth.tokens import AccessTokens, derive_key, digest, new_secret
+from medchat.platform import audit
 from medchat.platform.errors import (
     Conflict,
     Forbidden,
@@ -133,7 +137,7 @@ class Accounts:
 
     # --- accounts ------------------------------------------------------------------------------
 
-    async def register(self, *, email: str, password: str, full_name: str = "") -> User:
+    async def register(self, *, email: str, password: str, full_name: str = "", ip: str | None = None) -> User:
         """Self-service sign-up: always role ``user``; subject to ``registration`` and ``registration_domains``."""
         if self.settings.registration == "closed":
             raise RegistrationClosed("Registration is closed. Ask an administrator for an account.")
@@ -145,7 +149,9 @@ class Accounts:
                 f"Registration is open to {allowed} addresses only.",
                 errors=[{"key": "email", "message": f"Use an address ending in {allowed}."}],
             )
-        return await self.create_user(email=email, password=password, full_name=full_name, role="user")
+        user = await self.create_user(email=email, password=password, full_name=full_name, role="user")
+        await audit.record("register", actor_id=str(user.id), resource_type="user", resource_id=str(user.id), ip=ip)
+        return user
 
     async def create_user(self, *, email: str, password: str, full_name: str = "", role: Role = "user") -> User:
         """Create an account with any role (the CLI's way to make the first admin); checks the password policy."""
@@ -180,12 +186,15 @@ class Accounts:
         if user is None:
             await self.passwords.verify_dummy(password)
             log.info("login failed", reason="unknown email", address=address)
+            await _audit_failed_login(None, normalized, address, "unknown_email")
             raise InvalidCredentials("The email or password is not correct.")
         if not await self.passwords.verify(user.password_hash, password):
             log.info("login failed", reason="wrong password", user_id=str(user.id), address=address)
+            await _audit_failed_login(str(user.id), normalized, address, "wrong_password")
             raise InvalidCredentials("The email or password is not correct.")
         if user.disabled:
             log.info("login refused", reason="disabled", user_id=str(user.id), address=address)
+            await _audit_failed_login(str(user.id), normalized, address, "disabled")
             raise AccountDisabled("This account is disabled. Ask an administrator to enable it.")
         await self.limiter.succeeded(attempt)
         changes: dict[str, Any] = {"last_login_at": utcnow()}
@@ -194,6 +203,7 @@ class Accounts:
             log.info("password rehashed with the current parameters", user_id=str(user.id))
         await user.set(changes)
         log.info("login", user_id=str(user.id), address=address)
+        await audit.record("login", actor_id=str(user.id), resource_type="user", resource_id=str(user.id), ip=address)
         return user
 
     async def get_user(self, user_id: str) -> User:
@@ -337,7 +347,13 @@ class Accounts:
         return UserPage(items=users[:limit], next_cursor=next_cursor)
 
     async def update_user(
-        self, user_id: str, *, role: Role | None = None, disabled: bool | None = None, actor: str = "cli"
+        self,
+        user_id: str,
+        *,
+        role: Role | None = None,
+        disabled: bool | None = None,
+        actor: str = "cli",
+        ip: str | None = None,
     ) -> User:
         """Promote/demote and disable/enable, keeping at least one enabled admin. Disabling revokes sessions."""
         async with self._redis.lock(_ADMIN_LOCK, timeout=10, blocking_timeout=10):
@@ -354,9 +370,11 @@ class Accounts:
                     changes["token_version"] = user.token_version + 1
             await user.set(changes)
         log.info("account changed", user_id=user_id, role=role, disabled=disabled, actor=actor)
+        changed = {name: value for name, value in (("role", role), ("disabled", disabled)) if value is not None}
+        await audit.record("update", actor_id=actor, resource_type="user", resource_id=user_id, ip=ip, **changed)
         return user
 
-    async def delete_account(self, user_id: str, *, actor: str) -> None:
+    async def delete_account(self, user_id: str, *, actor: str, ip: str | None = None) -> None:
         """Delete a user and, through ``USER_DELETED``, everything every module holds for them."""
         # The lock outlives the modules' clean-up, which may take a while for a user with many documents.
         async with self._redis.lock(_ADMIN_LOCK, timeout=600, blocking_timeout=10):
@@ -367,17 +385,21 @@ class Accounts:
             await RefreshToken.find(RefreshToken.user_id == user_id).delete()
             await user.delete()
         log.info("account deleted", user_id=user_id, actor=actor)
+        await audit.record("delete", actor_id=actor, resource_type="user", resource_id=user_id, ip=ip)
 
-    async def delete_own_account(self, user_id: str, *, password: str) -> None:
+    async def delete_own_account(self, user_id: str, *, password: str, ip: str | None = None) -> None:
         user = await self.get_user(user_id)
         if not await self.passwords.verify(user.password_hash, password):
             raise field_error("password", "The password is not correct.")
-        await self.delete_account(user_id, actor=user_id)
+        await self.delete_account(user_id, actor=user_id, ip=ip)
 
-    async def export(self, user_id: str) -> dict[str, Any]:
-        """The user's profile plus each module's share, gathered through ``USER_EXPORT_REQUESTED``."""
+    async def export(self, user_id: str, *, actor: str | None = None, ip: str | None = None) -> dict[str, Any]:
+        """The user's profile plus each module's share, gathered through ``USER_EXPORT_REQUESTED``.
+
+        Audited as an ``export`` of the user by ``actor`` (the user themself when None)."""
         user = await self.get_user(user_id)
         shares = await self.events.publish(USER_EXPORT_REQUESTED, user_id=user_id)
+        await audit.record("export", actor_id=actor or user_id, resource_type="user", resource_id=user_id, ip=ip)
         data: dict[str, Any] = {}
         for share in shares:
             if isinstance(share, dict):
@@ -402,6 +424,20 @@ class Accounts:
         admins = await User.find(User.role == "admin", User.disabled == False).to_list()  # noqa: E712 - a query
         if not any(admin.id != user.id for admin in admins):
             raise LastAdmin("This is the only enabled administrator; promote someone else first.")
+
+
+async def _audit_failed_login(user_id: str | None, email_normalized: str, address: str | None, reason: str) -> None:
+    """``login_failed``: the account when it exists, a hash of the email typed (to match attempts on one
+    address without storing it), the reason; never the password."""
+    await audit.record(
+        "login_failed",
+        actor_id=user_id,
+        resource_type="user",
+        resource_id=user_id,
+        ip=address,
+        content=email_normalized,
+        reason=reason,
+    )
 
 
 def _clean_name(full_name: str) -> str:

@@ -56,12 +56,16 @@ class Source(BaseModel):
     section: str | None = None
     snippet: str = ""
     score: float = 0.0
+    text: str = ""
+    """The whole passage as retrieved (the citation panel shows it); empty on answers stored before it was kept."""
 
 
 class Safety(BaseModel):
     emergency: bool = False
     categories: list[str] = Field(default_factory=list)
     notice: str | None = None
+    scope_refusal: str | None = None
+    """The out-of-scope topic (``out_of_scope_topics``) the question falls under: answered with the refusal."""
 
 
 class TokenUsage(BaseModel):

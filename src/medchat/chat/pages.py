@@ -20,10 +20,18 @@ from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage,
 from markupsafe import escape
 
 from medchat.auth import Principal, require_user
+from medchat.chat.limits import ChatLimits, unlimited
 from medchat.chat.markdown import render_markdown
 from medchat.chat.pipeline import AnswerEvent, AnswerRun, ChatEngine, Failed, Finished, SourcesFound, Token
-from medchat.chat.routes import SSE_RETRY_MS, chat_dependencies
-from medchat.chat.schemas import ConversationDetail, ConversationOut, MessageCreate, conversation_out, message_out
+from medchat.chat.routes import SSE_RETRY_MS, audit_conversation, chat_dependencies
+from medchat.chat.schemas import (
+    ConversationDetail,
+    ConversationOut,
+    LimitsOut,
+    MessageCreate,
+    conversation_out,
+    message_out,
+)
 from medchat.chat.services import ConversationService
 
 SIDEBAR_SIZE = 50
@@ -63,8 +71,15 @@ def page_context(request: Request[Any, Any, Any], caller: Principal, **values: A
         "md": render_markdown,
         "model_label": engine.provider.label,
         "max_chars": engine.settings.chat_max_message_chars,
+        "emergency_number": engine.settings.emergency_number,
         **values,
     }
+
+
+async def budget_of(engine: ChatEngine, caller: Principal) -> LimitsOut:
+    """The caller's budgets for the page's ``_budget.html``."""
+    limits: ChatLimits | None = engine.limits
+    return (await limits.status(caller.id, is_admin=caller.is_admin)).out() if limits else unlimited()
 
 
 def render(request: Request[Any, Any, Any], template: str, **context: Any) -> str:
@@ -85,13 +100,21 @@ async def ui_events(
             yield ServerSentEventMessage(event="token", data=str(escape(event.text)))
         elif isinstance(event, Finished | Failed):
             conversation = await _conversation_or_none(engine.conversations, caller.id, event.message.conversation_id)
+            budget = await _budget_or_none(engine, caller)
             html = render(
                 request,
                 "chat/_finished.html",
-                **page_context(request, caller, message=event.message, conversation=conversation),
+                **page_context(request, caller, message=event.message, conversation=conversation, budget=budget),
             )
             # Not "error": EventSource also fires onerror for an event of that name, and would reconnect.
             yield ServerSentEventMessage(event="done" if isinstance(event, Finished) else "failed", data=html)
+
+
+async def _budget_or_none(engine: ChatEngine, caller: Principal) -> LimitsOut | None:
+    try:
+        return await budget_of(engine, caller)
+    except Exception:  # noqa: BLE001 - Redis gone: the budget line is simply not refreshed
+        return None
 
 
 async def _conversation_or_none(
@@ -119,6 +142,7 @@ class ChatPages(Controller):
         q: str | None,
     ) -> Template:
         listing = await conversations.list(caller.id, limit=SIDEBAR_SIZE, q=q)
+        engine: ChatEngine = request.app.state.runtime.chat_engine
         return HTMXTemplate(
             template_name="chat/page.html",
             context=page_context(
@@ -128,6 +152,7 @@ class ChatPages(Controller):
                 thread=detail.messages if detail else [],
                 conversations=listing.items,
                 q=q or "",
+                budget=await budget_of(engine, caller),
             ),
             headers=VARY,
         )
@@ -146,12 +171,15 @@ class ChatPages(Controller):
     async def show_conversation(
         self,
         request: HTMXRequest,
+        *,
         caller: NamedDependency[Principal],
         conversations: NamedDependency[ConversationService],
         conversation_id: FromPath[str],
+        client_ip: NamedDependency[str | None],
         q: FromQuery[str | None] = None,
     ) -> Template:
         detail = await conversations.detail(caller.id, conversation_id)
+        await audit_conversation("read", caller, detail.id, client_ip)
         return await self._page(request, caller, conversations, detail=detail, q=q)
 
     @get("/conversations")
@@ -180,9 +208,10 @@ class ChatPages(Controller):
         caller: NamedDependency[Principal],
         engine: NamedDependency[ChatEngine],
         data: URLEncodedBody[AskForm],
+        client_ip: NamedDependency[str | None],
     ) -> Response[Any]:
         run = await engine.ask(
-            caller, MessageCreate(content=data.content, conversation_id=data.conversation_id or None)
+            caller, MessageCreate(content=data.content, conversation_id=data.conversation_id or None), ip=client_ip
         )
         if not request.htmx:
             return await self._after_answer(run)
@@ -202,6 +231,7 @@ class ChatPages(Controller):
                 created=turn.created_conversation,
                 conversations=listing.items if listing else [],
                 q="",
+                budget=turn.budgets.out() if turn.budgets else None,
             ),
             push_url=push,
             headers=VARY,
@@ -214,11 +244,14 @@ class ChatPages(Controller):
         caller: NamedDependency[Principal],
         engine: NamedDependency[ChatEngine],
         message_id: FromPath[str],
+        client_ip: NamedDependency[str | None],
     ) -> Response[Any]:
         """A new answer to the question of answer ``message_id``, as a sibling branch."""
         answer = await engine.conversations.get_message(caller.id, message_id)
         question_id = answer.parent_id if answer.role == "assistant" else str(answer.id)
-        run = await engine.ask(caller, MessageCreate(conversation_id=answer.conversation_id, parent_id=question_id))
+        run = await engine.ask(
+            caller, MessageCreate(conversation_id=answer.conversation_id, parent_id=question_id), ip=client_ip
+        )
         if not request.htmx:
             return await self._after_answer(run)
         return HTMXTemplate(
@@ -231,16 +264,19 @@ class ChatPages(Controller):
     async def edit(
         self,
         request: HTMXRequest,
+        *,
         caller: NamedDependency[Principal],
         engine: NamedDependency[ChatEngine],
         message_id: FromPath[str],
         data: URLEncodedBody[EditForm],
+        client_ip: NamedDependency[str | None],
     ) -> Response[Any]:
         """The edited question in a sibling branch; answers with the new thread."""
         question = await engine.conversations.get_message(caller.id, message_id)
         run = await engine.ask(
             caller,
             MessageCreate(content=data.content, conversation_id=question.conversation_id, edit_of=message_id),
+            ip=client_ip,
         )
         if not request.htmx:
             return await self._after_answer(run)
@@ -294,12 +330,15 @@ class ChatPages(Controller):
     async def rename(
         self,
         request: HTMXRequest,
+        *,
         caller: NamedDependency[Principal],
         conversations: NamedDependency[ConversationService],
         conversation_id: FromPath[str],
         data: URLEncodedBody[TitleForm],
+        client_ip: NamedDependency[str | None],
     ) -> Response[Any]:
         conversation = await conversations.rename(caller.id, conversation_id, title=data.title)
+        await audit_conversation("update", caller, conversation_id, client_ip, field="title")
         if not request.htmx:
             return Redirect(path=f"/chat/{conversation_id}")
         return HTMXTemplate(
@@ -315,8 +354,10 @@ class ChatPages(Controller):
         caller: NamedDependency[Principal],
         conversations: NamedDependency[ConversationService],
         conversation_id: FromPath[str],
+        client_ip: NamedDependency[str | None],
     ) -> Response[Any]:
         await conversations.delete(caller.id, conversation_id)
+        await audit_conversation("delete", caller, conversation_id, client_ip)
         if request.htmx:
             return ClientRedirect(redirect_to="/chat")
         return Redirect(path="/chat")
@@ -327,9 +368,11 @@ class ChatPages(Controller):
         caller: NamedDependency[Principal],
         conversations: NamedDependency[ConversationService],
         conversation_id: FromPath[str],
+        client_ip: NamedDependency[str | None],
         format: FromQuery[Literal["md", "json"]] = "md",
     ) -> Response[str]:
         exported = await conversations.export(caller.id, conversation_id, format=format)
+        await audit_conversation("export", caller, conversation_id, client_ip, content=exported.body, format=format)
         return Response(
             exported.body,
             media_type=exported.media_type,

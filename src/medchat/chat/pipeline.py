@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import structlog
 from beanie import PydanticObjectId
 
+from medchat.chat.limits import Budgets, ChatLimits
 from medchat.chat.models import (
     Conversation,
     Message,
@@ -37,7 +38,16 @@ from medchat.chat.models import (
     set_fields,
     utcnow,
 )
-from medchat.chat.safety import PhiRedactor, StreamRestorer, assess_emergency, check_citations, load_rules
+from medchat.chat.safety import (
+    PhiRedactor,
+    StreamRestorer,
+    assess_emergency,
+    assess_scope,
+    check_citations,
+    load_rules,
+    scope_topics,
+)
+from medchat.chat.safety import scope_message as reviewed_scope_message
 from medchat.chat.schemas import ConversationOut, MessageCreate, MessageOut, SourceOut, conversation_out, message_out
 from medchat.chat.services import ConversationService, clean_title
 from medchat.chat.tree import MessageTree
@@ -51,8 +61,9 @@ from medchat.llm import (
     LLMUnavailable,
     TextDelta,
 )
+from medchat.platform import audit
 from medchat.platform.errors import AppError, NotFound, ServerError, ValidationFailed
-from medchat.settings import Settings
+from medchat.settings import Settings, SettingsError
 
 log = structlog.get_logger(__name__)
 
@@ -112,9 +123,11 @@ class LLMRedaction(Protocol):
 
 
 class SafetyChecks(Protocol):
-    """Triage before answering, citation checks after, PHI kept out of the model's input."""
+    """Triage and scope before answering, citation checks after, PHI kept out of the model's input."""
 
     def assess(self, text: str) -> Safety: ...
+
+    def scope_message(self, topic: str) -> str: ...
 
     def check_answer(self, text: str, *, passage_count: int) -> str: ...
 
@@ -124,12 +137,47 @@ class SafetyChecks(Protocol):
 class RuleBasedSafety:
     """The safety package's deterministic checks (``medchat.chat.safety``)."""
 
-    def __init__(self, *, emergency_number: str = "112") -> None:
+    def __init__(
+        self,
+        *,
+        emergency_number: str = "112",
+        out_of_scope_topics: Sequence[str] = (),
+        out_of_scope_message: str = "",
+    ) -> None:
         self.emergency_number = emergency_number
+        self.out_of_scope_topics = tuple(out_of_scope_topics)
+        self.out_of_scope_message = out_of_scope_message.strip()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RuleBasedSafety:
+        return cls(
+            emergency_number=settings.emergency_number,
+            out_of_scope_topics=settings.out_of_scope_topics,
+            out_of_scope_message=settings.out_of_scope_message,
+        )
+
+    def check_topics(self) -> None:
+        """Raise ``SettingsError`` naming any configured out-of-scope topic the rules do not know."""
+        unknown = [topic for topic in self.out_of_scope_topics if topic not in scope_topics()]
+        if unknown:
+            raise SettingsError(
+                f"MEDCHAT_OUT_OF_SCOPE_TOPICS: unknown topic(s) {', '.join(unknown)}; "
+                f"known: {', '.join(scope_topics())}"
+            )
 
     def assess(self, text: str) -> Safety:
+        """Emergency triage first (always), then scope: an emergency still gets its notice when refused."""
         assessment = assess_emergency(text, emergency_number=self.emergency_number)
-        return Safety(emergency=assessment.emergency, categories=list(assessment.categories), notice=assessment.notice)
+        scope = assess_scope(text, out_of_scope_topics=self.out_of_scope_topics)
+        return Safety(
+            emergency=assessment.emergency,
+            categories=list(assessment.categories),
+            notice=assessment.notice,
+            scope_refusal=scope.topic if scope.refuse else None,
+        )
+
+    def scope_message(self, topic: str) -> str:
+        return self.out_of_scope_message or reviewed_scope_message(topic)
 
     def check_answer(self, text: str, *, passage_count: int) -> str:
         return check_citations(text, passage_count).text
@@ -212,6 +260,8 @@ class PreparedTurn:
     """The passage search, started while the messages were written."""
     started: float = field(default_factory=time.perf_counter)
     """When the request began (``perf_counter``): ``timing.total_ms`` counts from here."""
+    budgets: Budgets | None = None
+    """The caller's budgets after this question was counted (None without limits)."""
 
     @property
     def question(self) -> str:
@@ -291,12 +341,15 @@ class ChatEngine:
         search: PassageSearch = no_passages,
         safety: SafetyChecks | None = None,
         conversations: ConversationService | None = None,
+        limits: ChatLimits | None = None,
     ) -> None:
         self.settings = settings
         self.provider = provider
         self.search = search
-        self.safety: SafetyChecks = safety or RuleBasedSafety(emergency_number=settings.emergency_number)
+        self.safety: SafetyChecks = safety or RuleBasedSafety.from_settings(settings)
         self.conversations = conversations or ConversationService()
+        self.limits = limits
+        """Per-user budgets; None: unlimited (no Redis at hand)."""
         self._runs: dict[str, AnswerRun] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -305,6 +358,8 @@ class ChatEngine:
         """Run once per process before serving: compile the safety rules (a broken rule file fails here,
         not on a user's question) and mark answers orphaned by a crash as ``failed``."""
         await asyncio.to_thread(load_rules)
+        if isinstance(self.safety, RuleBasedSafety):
+            self.safety.check_topics()
         await self.conversations.fail_orphaned()
 
     async def close(self) -> None:
@@ -321,8 +376,9 @@ class ChatEngine:
             await asyncio.gather(*pending, return_exceptions=True)
 
     # --- asking --------------------------------------------------------------------------------
-    async def prepare(self, caller: Caller, request: MessageCreate) -> PreparedTurn:
-        """Validate, then store the question and an answer in ``streaming`` status. Raises 4xx errors only.
+    async def prepare(self, caller: Caller, request: MessageCreate, *, ip: str | None = None) -> PreparedTurn:
+        """Validate, check the caller's budgets, then store the question and an answer in ``streaming``
+        status (and audit it, from ``ip``). Raises 4xx errors only (429 ``rate_limited`` over budget).
 
         The passage search starts as soon as the question is known, so the query embedding runs
         while the messages are written (its result is only used after they are stored).
@@ -337,7 +393,7 @@ class ChatEngine:
         if content:
             search = asyncio.create_task(self._search(content, caller))
         try:
-            turn = await self._prepare(caller, request, content, search)
+            turn = await self._prepare(caller, request, content, search, ip=ip)
         except BaseException:
             if search is not None:
                 search.cancel()
@@ -346,7 +402,13 @@ class ChatEngine:
         return turn
 
     async def _prepare(
-        self, caller: Caller, request: MessageCreate, content: str, search: asyncio.Task[_Retrieved] | None
+        self,
+        caller: Caller,
+        request: MessageCreate,
+        content: str,
+        search: asyncio.Task[_Retrieved] | None,
+        *,
+        ip: str | None,
     ) -> PreparedTurn:
         conversation: Conversation | None = None
         tree = MessageTree([])
@@ -358,6 +420,10 @@ class ChatEngine:
             tree = MessageTree(messages)
 
         parent_id, user_message = _place(request, content, conversation, tree)
+        # The request is valid: count it against the caller's budget before anything is stored.
+        budgets = None
+        if self.limits is not None:
+            budgets = await self.limits.check_and_take(caller.id, is_admin=bool(caller.is_admin))
         if search is None and user_message is not None:  # regenerating: the question is a stored one
             search = asyncio.create_task(self._search(user_message.content, caller))
 
@@ -409,7 +475,8 @@ class ChatEngine:
             created_at=now,
         )
         to_insert.append(assistant)
-        # The messages carry their own ids, so they and the conversation are written in parallel.
+        writes += _audit_turn(caller.id, ip, conversation_id, created=created, new_message=to_insert[0])
+        # The messages carry their own ids, so they, the conversation and the audit events are written in parallel.
         await asyncio.gather(Message.insert_many(to_insert), *writes)
         # The answer's alternatives: earlier answers to the same question when regenerating.
         earlier = tree.children.get(str(user_message.id), []) if len(to_insert) == 1 else []
@@ -425,18 +492,20 @@ class ChatEngine:
             created_conversation=created,
             siblings=siblings,
             search=search,
+            budgets=budgets,
         )
 
     def start(self, turn: PreparedTurn) -> AnswerRun:
         run = AnswerRun(turn)
         self._runs[run.message_id] = run
         run.task = asyncio.create_task(self._answer(run), name=f"chat-answer-{run.message_id}")
-        if turn.created_conversation and self.provider.kind == "remote":
+        refused = bool(turn.user_message.safety.scope_refusal)  # a refused question never reaches a model
+        if turn.created_conversation and self.provider.kind == "remote" and not refused:
             self._in_background(self._model_title(turn.conversation, turn.question))
         return run
 
-    async def ask(self, caller: Caller, request: MessageCreate) -> AnswerRun:
-        return self.start(await self.prepare(caller, request))
+    async def ask(self, caller: Caller, request: MessageCreate, *, ip: str | None = None) -> AnswerRun:
+        return self.start(await self.prepare(caller, request, ip=ip))
 
     def running(self, owner_id: str, message_id: str) -> AnswerRun | None:
         run = self._runs.get(message_id)
@@ -482,18 +551,14 @@ class ChatEngine:
         timing = Timing()
         provenance = Provenance(retrieval_query=turn.question, provider_kind=self.provider.kind)
         parts: list[str] = []
+        refused_topic = turn.user_message.safety.scope_refusal
         try:
             passages = await self._retrieve(turn, timing, provenance)
             sources = [_source(number, passage) for number, passage in enumerate(passages, start=1)]
             assistant.sources = sources
             run.publish(SourcesFound(message_id=run.message_id, sources=message_out(assistant).sources))
             generation_started = time.perf_counter()
-            if not passages and self.settings.ungrounded_policy == "refuse" and self.provider.kind != "sources-only":
-                parts.append(REFUSAL_TEXT)
-                run.publish(Token(REFUSAL_TEXT))
-                done = None
-            else:
-                done = await self._generate(run, passages, parts, timing, generation_started)
+            done = await self._write(run, passages, parts, timing, provenance=provenance, started=generation_started)
             timing.generation_ms = _ms_since(generation_started)
             text = self.safety.check_answer("".join(parts), passage_count=len(passages)).strip()
             if done is not None:
@@ -511,8 +576,10 @@ class ChatEngine:
                 timing=timing,
                 provenance=provenance,
             )
+            if done is not None:
+                await self._count_tokens(turn, done.usage.prompt_tokens + done.usage.completion_tokens)
             run.publish(Finished(message_out(assistant, siblings=turn.siblings)))
-            if turn.created_conversation and self.provider.kind == "local":
+            if turn.created_conversation and self.provider.kind == "local" and not refused_topic:
                 self._in_background(self._model_title(turn.conversation, turn.question))
         except asyncio.CancelledError:
             provenance.finish_reason = run.cancel_code
@@ -538,6 +605,15 @@ class ChatEngine:
         finally:
             self._runs.pop(run.message_id, None)
 
+    async def _count_tokens(self, turn: PreparedTurn, tokens: int) -> None:
+        """Add an answer's tokens to the caller's day; a Redis hiccup loses the count, never the answer."""
+        if self.limits is None or tokens <= 0:
+            return
+        try:
+            await self.limits.count_tokens(turn.caller_id, is_admin=turn.caller_is_admin, tokens=tokens)
+        except Exception as error:  # noqa: BLE001 - the answer is stored; the budget is best effort
+            log.warning("could not count an answer's tokens", message_id=str(turn.assistant.id), error=str(error))
+
     async def _search(self, question: str, caller: Caller) -> _Retrieved:
         """Never raises: a broken index degrades to an answer without sources."""
         started = time.perf_counter()
@@ -551,6 +627,9 @@ class ChatEngine:
         return _Retrieved(passages, _ms_since(started), available=True)
 
     async def _retrieve(self, turn: PreparedTurn, timing: Timing, provenance: Provenance) -> list[PassageLike]:
+        if turn.user_message.safety.scope_refusal:  # refused: nothing is looked up
+            turn.search.cancel()
+            return []
         retrieved = await turn.search
         timing.retrieval_ms = retrieved.ms
         provenance.retrieval_available = retrieved.available
@@ -559,6 +638,29 @@ class ChatEngine:
             for passage in retrieved.passages
         ]
         return retrieved.passages
+
+    async def _write(
+        self,
+        run: AnswerRun,
+        passages: Sequence[PassageLike],
+        parts: list[str],
+        timing: Timing,
+        *,
+        provenance: Provenance,
+        started: float,
+    ) -> GenerationDone | None:
+        """The answer's text into ``parts`` (and published): the scope refusal for an out-of-scope question,
+        the ungrounded refusal under ``ungrounded_policy=refuse``, else the model's stream."""
+        refused_topic = run.turn.user_message.safety.scope_refusal
+        if refused_topic:
+            fixed, provenance.finish_reason = self.safety.scope_message(refused_topic), "scope_refusal"
+        elif not passages and self.settings.ungrounded_policy == "refuse" and self.provider.kind != "sources-only":
+            fixed, provenance.finish_reason = REFUSAL_TEXT, "ungrounded_refusal"
+        else:
+            return await self._generate(run, passages, parts, timing, started)
+        parts.append(fixed)
+        run.publish(Token(fixed))
+        return None
 
     async def _generate(
         self,
@@ -653,8 +755,14 @@ class ChatEngine:
 
     # --- titles --------------------------------------------------------------------------------
     async def _model_title(self, conversation: Conversation, question: str) -> None:
+        """The model's title for a new conversation; with ``redact_phi_for_llm`` it sees the question redacted."""
+        redaction = self.safety.redaction() if self.settings.redact_phi_for_llm else None
+        prompt = TITLE_PROMPT.format(question=redaction.redact(question) if redaction else question)
         try:
-            title = clean_title(await self.provider.complete(TITLE_PROMPT.format(question=question), max_tokens=16))
+            title = await self.provider.complete(prompt, max_tokens=16)
+            if redaction is not None:
+                title = "".join(redaction.restore_stream().restore_all(iter([title])))
+            title = clean_title(title)
         except Exception as error:  # noqa: BLE001 - the heuristic title stays; titles never fail a turn
             log.info("title generation failed; keeping the heuristic title", error=str(error))
             return
@@ -715,6 +823,31 @@ def _place(
     return (str(leaf.id), None) if leaf.role == "assistant" else (leaf.parent_id, None)
 
 
+def _audit_turn(
+    actor_id: str, ip: str | None, conversation_id: str, *, created: bool, new_message: Message
+) -> list[Awaitable[None]]:
+    """``create`` events: the conversation when it is new, and the new message (the question, with a hash
+    of its text, or the answer when one is regenerated)."""
+    events = []
+    if created:
+        events.append(
+            audit.record("create", actor_id=actor_id, resource_type="conversation", resource_id=conversation_id, ip=ip)
+        )
+    events.append(
+        audit.record(
+            "create",
+            actor_id=actor_id,
+            resource_type="message",
+            resource_id=str(new_message.id),
+            ip=ip,
+            content=new_message.content if new_message.role == "user" else None,
+            conversation_id=conversation_id,
+            role=new_message.role,
+        )
+    )
+    return events
+
+
 def _require_content(content: str) -> None:
     if not content:
         raise ValidationFailed("content: must not be empty")
@@ -734,6 +867,7 @@ def _source(number: int, passage: PassageLike) -> Source:
         section=passage.section or None,
         snippet=passage.snippet,
         score=round(float(passage.score), 4),
+        text=passage.text,
     )
 
 

@@ -12,6 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from medchat.auth import Principal, require_user
+from medchat.chat.limits import ChatLimits, unlimited
 from medchat.chat.pipeline import (
     AnswerEvent,
     AnswerFailed,
@@ -30,6 +31,7 @@ from medchat.chat.schemas import (
     ConversationPage,
     ConversationUpdate,
     GraphOut,
+    LimitsOut,
     MessageCreate,
     MessageOut,
     TurnOut,
@@ -37,6 +39,7 @@ from medchat.chat.schemas import (
     message_out,
 )
 from medchat.chat.services import ConversationService
+from medchat.platform import audit
 
 EVENT_STREAM = "text/event-stream"
 SSE_RETRY_MS = 3000
@@ -50,6 +53,10 @@ def provide_conversations(engine: NamedDependency[ChatEngine]) -> ConversationSe
     return engine.conversations
 
 
+def provide_limits(engine: NamedDependency[ChatEngine]) -> ChatLimits | None:
+    return engine.limits
+
+
 def provide_caller(request: Request[Any, Any, Any]) -> Principal:
     """``request.user`` after ``require_user`` has let the request in."""
     return request.user
@@ -58,8 +65,24 @@ def provide_caller(request: Request[Any, Any, Any]) -> Principal:
 chat_dependencies = {
     "engine": Provide(provide_engine, sync_to_thread=False),
     "conversations": Provide(provide_conversations, sync_to_thread=False),
+    "limits": Provide(provide_limits, sync_to_thread=False),
     "caller": Provide(provide_caller, sync_to_thread=False),
 }
+
+
+async def audit_conversation(
+    action: str, caller: Principal, conversation_id: str, ip: str | None, *, content: str | None = None, **details: Any
+) -> None:
+    """One audit event on a conversation (ids and formats only; ``content`` is stored as its hash)."""
+    await audit.record(
+        action,
+        actor_id=caller.id,
+        resource_type="conversation",
+        resource_id=conversation_id,
+        ip=ip,
+        content=content,
+        **details,
+    )
 
 
 def wants_event_stream(request: Request[Any, Any, Any]) -> bool:
@@ -107,8 +130,11 @@ class ChatController(Controller):
         caller: NamedDependency[Principal],
         conversations: NamedDependency[ConversationService],
         data: JSONBody[ConversationCreate],
+        client_ip: NamedDependency[str | None],
     ) -> ConversationOut:
-        return conversation_out(await conversations.create(caller.id, title=data.title))
+        conversation = await conversations.create(caller.id, title=data.title)
+        await audit_conversation("create", caller, str(conversation.id), client_ip)
+        return conversation_out(conversation)
 
     @get("/conversations")
     async def list_conversations(
@@ -128,9 +154,12 @@ class ChatController(Controller):
         caller: NamedDependency[Principal],
         conversations: NamedDependency[ConversationService],
         conversation_id: FromPath[str],
+        client_ip: NamedDependency[str | None],
     ) -> ConversationDetail:
         """The conversation with its thread: the messages from the first to the active branch's last."""
-        return await conversations.detail(caller.id, conversation_id)
+        detail = await conversations.detail(caller.id, conversation_id)
+        await audit_conversation("read", caller, detail.id, client_ip)
+        return detail
 
     @patch("/conversations/{conversation_id:str}")
     async def rename_conversation(
@@ -139,8 +168,11 @@ class ChatController(Controller):
         conversations: NamedDependency[ConversationService],
         conversation_id: FromPath[str],
         data: JSONBody[ConversationUpdate],
+        client_ip: NamedDependency[str | None],
     ) -> ConversationOut:
-        return conversation_out(await conversations.rename(caller.id, conversation_id, title=data.title))
+        conversation = await conversations.rename(caller.id, conversation_id, title=data.title)
+        await audit_conversation("update", caller, conversation_id, client_ip, field="title")
+        return conversation_out(conversation)
 
     @delete("/conversations/{conversation_id:str}", status_code=204)
     async def delete_conversation(
@@ -148,8 +180,10 @@ class ChatController(Controller):
         caller: NamedDependency[Principal],
         conversations: NamedDependency[ConversationService],
         conversation_id: FromPath[str],
+        client_ip: NamedDependency[str | None],
     ) -> None:
         await conversations.delete(caller.id, conversation_id)
+        await audit_conversation("delete", caller, conversation_id, client_ip)
 
     @post("/conversations/{conversation_id:str}/switch", status_code=200)
     async def switch_branch(
@@ -168,9 +202,12 @@ class ChatController(Controller):
         caller: NamedDependency[Principal],
         conversations: NamedDependency[ConversationService],
         conversation_id: FromPath[str],
+        client_ip: NamedDependency[str | None],
     ) -> GraphOut:
         """Provenance: ``user`` -retrieved-> ``retrieval`` -grounded-> ``generation``, and ``answered_by``."""
-        return await conversations.graph(caller.id, conversation_id)
+        graph = await conversations.graph(caller.id, conversation_id)
+        await audit_conversation("read", caller, conversation_id, client_ip, view="graph")
+        return graph
 
     @get("/conversations/{conversation_id:str}/export")
     async def export_conversation(
@@ -178,9 +215,11 @@ class ChatController(Controller):
         caller: NamedDependency[Principal],
         conversations: NamedDependency[ConversationService],
         conversation_id: FromPath[str],
+        client_ip: NamedDependency[str | None],
         format: FromQuery[Literal["md", "json"]] = "json",
     ) -> Response[str]:
         exported = await conversations.export(caller.id, conversation_id, format=format)
+        await audit_conversation("export", caller, conversation_id, client_ip, content=exported.body, format=format)
         return Response(
             exported.body,
             media_type=exported.media_type,
@@ -194,18 +233,24 @@ class ChatController(Controller):
         caller: NamedDependency[Principal],
         engine: NamedDependency[ChatEngine],
         data: JSONBody[MessageCreate],
+        client_ip: NamedDependency[str | None],
     ) -> Response[Any]:
         """Ask (or regenerate, or edit). With ``Accept: text/event-stream`` the answer streams as SSE.
 
         The question is stored before anything can fail. A failed answer is stored as ``failed`` and
-        answers 503 ``llm_unavailable`` (or an ``error`` event) with the ids to retry with.
+        answers 503 ``llm_unavailable`` (or an ``error`` event) with the ids to retry with. Over the
+        hour's questions or the day's tokens it answers 429 ``rate_limited`` before storing anything;
+        ``X-RateLimit-Limit/Remaining/Reset`` give the question budget after this one.
         """
-        run = await engine.ask(caller, data)
+        run = await engine.ask(caller, data, ip=client_ip)
+        budget_headers = run.turn.budgets.headers() if run.turn.budgets else {}
         if wants_event_stream(request):
-            return ServerSentEvent(api_events(run.subscribe()), status_code=200)
+            return ServerSentEvent(api_events(run.subscribe()), status_code=200, headers=budget_headers)
         outcome = await run.wait()
         if isinstance(outcome, Failed):
-            raise AnswerFailed(outcome.problem)
+            failure = AnswerFailed(outcome.problem)
+            failure.headers.update(budget_headers)
+            raise failure
         assert isinstance(outcome, Finished)
         turn = run.turn
         return Response(
@@ -215,7 +260,17 @@ class ChatController(Controller):
                 message=outcome.message,
             ),
             status_code=201,
+            headers=budget_headers,
         )
+
+    @get("/limits")
+    async def get_limits(
+        self, caller: NamedDependency[Principal], limits: NamedDependency[ChatLimits | None]
+    ) -> LimitsOut:
+        """What the caller may still ask: questions this hour, model tokens today (``limit`` null: unlimited)."""
+        if limits is None:
+            return unlimited()
+        return (await limits.status(caller.id, is_admin=caller.is_admin)).out()
 
     @get("/messages/{message_id:str}/events")
     async def follow_message(

@@ -24,12 +24,16 @@ class SourceOut(msgspec.Struct, kw_only=True):
     section: str | None
     snippet: str
     score: float
+    text: str = ""
+    """The whole passage the answer was given (additive to API.md's shape)."""
 
 
 class SafetyOut(msgspec.Struct, kw_only=True):
     emergency: bool
     categories: list[str]
     notice: str | None
+    scope_refusal: str | None = None
+    """The out-of-scope topic the question was refused under (no model was asked); additive to API.md."""
 
 
 class UsageOut(msgspec.Struct, kw_only=True):
@@ -121,6 +125,21 @@ class TurnOut(msgspec.Struct, kw_only=True):
     message: MessageOut
 
 
+class BudgetOut(msgspec.Struct, kw_only=True):
+    limit: int | None
+    """None: unlimited."""
+    remaining: int | None
+    used: int
+    resets_at: datetime
+
+
+class LimitsOut(msgspec.Struct, kw_only=True):
+    """``GET /api/v1/chat/limits``: questions this hour and model tokens today."""
+
+    messages: BudgetOut
+    tokens: BudgetOut
+
+
 class GraphOut(msgspec.Struct, kw_only=True):
     nodes: list[dict[str, Any]]
     edges: list[dict[str, Any]]
@@ -147,6 +166,7 @@ def message_out(message: Message, *, siblings: list[str] | None = None) -> Messa
                 section=source.section,
                 snippet=source.snippet,
                 score=source.score,
+                text=source.text,
             )
             for source in message.sources
         ],
@@ -155,6 +175,7 @@ def message_out(message: Message, *, siblings: list[str] | None = None) -> Messa
             emergency=message.safety.emergency,
             categories=list(message.safety.categories),
             notice=message.safety.notice,
+            scope_refusal=message.safety.scope_refusal,
         ),
         model=message.model,
         usage=UsageOut(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens) if usage else None,

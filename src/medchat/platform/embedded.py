@@ -7,6 +7,7 @@ die with the process that started them (``PR_SET_PDEATHSIG``) even if it is kill
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import fcntl
@@ -28,6 +29,23 @@ log = structlog.get_logger(__name__)
 PR_SET_PDEATHSIG = 1
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
+
+
+SERVE_PID_VARIABLE = "MEDCHAT_SERVE_PID"
+"""Set by ``medchat serve`` for its web workers, which stop themselves if that process disappears."""
+ORPHAN_CHECK_SECONDS = 1.0
+
+
+async def stop_when_orphaned(server_pid: int) -> None:
+    """SIGTERM this process once ``server_pid`` is no longer its parent (the server was killed outright).
+
+    The worker then shuts down in order, stopping the embedded servers it started and freeing the
+    data dir, instead of living on as an orphan that holds it.
+    """
+    while os.getppid() == server_pid:  # noqa: ASYNC110 - polling the parent pid is the check
+        await asyncio.sleep(ORPHAN_CHECK_SECONDS)
+    log.warning("medchat serve is gone; shutting this worker down", server_pid=server_pid)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class EmbeddedStartError(RuntimeError):

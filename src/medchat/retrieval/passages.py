@@ -27,11 +27,13 @@ def _near_duplicates(a: frozenset[tuple[str, ...]], b: frozenset[tuple[str, ...]
     return smaller > 0 and len(a & b) / smaller >= NEAR_DUPLICATE_CONTAINMENT
 
 
-def distinct_texts(texts: Iterable[str]) -> list[int]:
-    """Indexes of the texts to keep, in order: each one not a near-duplicate of an earlier kept one."""
+def distinct_texts(texts: Iterable[str], *, limit: int) -> list[int]:
+    """Indexes of up to ``limit`` texts to keep, in order: each one not a near-duplicate of an earlier kept one."""
     kept: list[int] = []
     kept_shingles: list[frozenset[tuple[str, ...]]] = []
     for index, text in enumerate(texts):
+        if len(kept) == limit:
+            break
         shingles = _shingles(text)
         if any(_near_duplicates(shingles, other) for other in kept_shingles):
             continue

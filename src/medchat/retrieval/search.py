@@ -1,9 +1,11 @@
 """The retrieval service: index chunks of a document, and search what a user may see.
 
 Ranking and relevance are separate. Hits are ordered by the store's ranking (hybrid: dense and
-lexical candidates fused by weighted RRF), but whether a hit counts as found is decided by the cosine
-similarity between the query and passage embeddings (``Hit.dense_score``): fused scores are rank
-based, so they carry no absolute meaning and cannot be thresholded. ``Passage.score`` is that cosine.
+lexical candidates fused by DBSF, dense weighted 3:1, see ``HybridParams``), but whether a hit counts
+as found is decided by the cosine similarity of the query and passage embeddings (``Hit.dense_score``):
+fused scores are normalised per query, so they carry no absolute meaning and cannot be thresholded.
+``Passage.score`` is that cosine; at the default 0.3, every MedQuAD question still finds passages
+and 1 of 16 off-topic questions does (bench/retrieval_eval.py).
 """
 
 from __future__ import annotations
@@ -96,6 +98,10 @@ class Retriever:
     def store(self) -> VectorStore:
         return self._store
 
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
     async def search(
         self,
         query: str,
@@ -121,7 +127,7 @@ class Retriever:
             hybrid=self._hybrid,
         )
         relevant = [hit for hit in hits if hit.dense_score >= threshold]
-        kept = distinct_texts(hit.record.text for hit in relevant)[:limit]
+        kept = distinct_texts((hit.record.text for hit in relevant), limit=limit)
         return [
             Passage(
                 document_id=hit.record.document_id,
@@ -143,23 +149,23 @@ class Retriever:
         *,
         on_progress: ProgressCallback | None = None,
     ) -> IndexResult:
-        """Embed and store the chunks, replacing whatever the document had before.
+        """Embed and store the chunks (numbered 0..n-1, as ``chunk_document`` makes them), replacing
+        whatever the document had before.
 
         Embedding the next batch overlaps with storing the previous one. Points are keyed by
         (document, chunk index), so a re-run overwrites; chunks beyond the new count are deleted.
         """
+        if any(chunk.index != position for position, chunk in enumerate(chunks)):
+            raise ValueError("chunks must be numbered 0..n-1 in order")
         started = time.perf_counter()
         pending: asyncio.Task[None] | None = None
-        done = 0
         try:
             for start in range(0, len(chunks), self._index_batch_size):
-                batch = chunks[start : start + self._index_batch_size]
-                points = await self._points(document, batch)
+                points = await self._points(document, chunks[start : start + self._index_batch_size])
                 if pending is not None:
                     await pending
-                    done = start
                     if on_progress is not None:
-                        await on_progress(done, len(chunks))
+                        await on_progress(start, len(chunks))
                 pending = asyncio.create_task(self._store.upsert(points))
             if pending is not None:
                 await pending

@@ -14,7 +14,7 @@ from medchat.chat.safety.citations import CitationCheck, check_citations
 from medchat.chat.safety.phi import KINDS as PHI_KINDS
 from medchat.chat.safety.phi import PhiRedactor, StreamRestorer, redact_phi, structlog_scrubber
 from medchat.chat.safety.rules import RulesError
-from medchat.chat.safety.scope import ScopeDecision, assess_scope, scope_topics
+from medchat.chat.safety.scope import ScopeDecision, assess_scope, scope_message, scope_topics
 from medchat.chat.safety.triage import EmergencyAssessment, assess_emergency
 from medchat.chat.safety.triage import categories as emergency_categories
 
@@ -39,6 +39,7 @@ __all__ = [
     "emergency_categories",
     "load_rules",
     "redact_phi",
+    "scope_message",
     "scope_topics",
     "structlog_scrubber",
 ]

@@ -56,6 +56,11 @@ def scope_topics() -> list[str]:
     return list(_rules().categories)
 
 
+def scope_message(topic: str) -> str:
+    """The reviewed refusal for ``topic`` (what ``assess_scope`` puts in ``ScopeDecision.message``)."""
+    return MESSAGES[topic]
+
+
 def assess_scope(text: str, *, out_of_scope_topics: Sequence[str]) -> ScopeDecision:
     """Whether ``text`` asks for something in ``out_of_scope_topics``; unknown topic names raise ``RulesError``."""
     if not out_of_scope_topics:
