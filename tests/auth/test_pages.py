@@ -81,7 +81,7 @@ async def test_register_then_sign_out_and_in_through_the_forms(
         follow_redirects=False,
     )
     assert created.status_code == 303
-    assert created.headers["location"] == "/profile"
+    assert created.headers["location"] == "/chat"
     session = set_cookie_header(created, SESSION_COOKIE)
     assert "HttpOnly" in session and "SameSite=lax" in session and "Secure" not in session and "Path=/" in session
     profile = await client.get("/profile")
@@ -155,11 +155,11 @@ async def test_registration_page_when_closed(make_client: AppFactory) -> None:
     ("next_path", "lands_on"),
     [
         ("/admin/users?q=x", "/admin/users?q=x"),
-        ("", "/profile"),
-        ("//evil.example/phish", "/profile"),
-        ("/\\evil.example", "/profile"),
-        ("https://evil.example/", "/profile"),
-        ("javascript:alert(1)", "/profile"),
+        ("", "/chat"),
+        ("//evil.example/phish", "/chat"),
+        ("/\\evil.example", "/chat"),
+        ("https://evil.example/", "/chat"),
+        ("javascript:alert(1)", "/chat"),
     ],
 )
 async def test_after_sign_in_only_same_site_paths(
@@ -178,7 +178,7 @@ async def test_htmx_sign_in_redirects_the_whole_page(
     user = await register_user(client)
     signed_in = await post_form(client, "/login", {"email": user.email, "password": user.password}, headers=BOOSTED)
     assert signed_in.status_code == 200
-    assert signed_in.headers["hx-redirect"] == "/profile"
+    assert signed_in.headers["hx-redirect"] == "/chat"
     assert client.cookies.get(SESSION_COOKIE)
 
 

@@ -42,6 +42,8 @@ def test_register_sign_out_sign_in_and_change_name(page: Page, base_url: str) ->
 
     password_field.fill(BROWSER_PASSWORD)
     page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(f"{base_url}/chat")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Nora Nurse").click()
     expect(page).to_have_url(f"{base_url}/profile")
     expect(page.get_by_role("heading", level=1)).to_have_text("Your profile")
     nav = page.get_by_role("navigation", name="Main")

@@ -27,8 +27,8 @@ from medchat.auth.services import AccountDisabled, Accounts, RegistrationClosed,
 from medchat.auth.sessions import SESSION_COOKIE
 from medchat.platform.errors import AppError, Conflict, InvalidCredentials, RateLimited, ValidationFailed
 
-AFTER_LOGIN = "/profile"
-"""Where a sign-in lands without a ``next``. (The chat page will take this over when it exists.)"""
+AFTER_LOGIN = "/chat"
+"""Where a sign-in or a new account lands without a ``next``."""
 ADMIN_PAGE_SIZE = 50
 FORM_ERRORS = (ValidationFailed, Conflict, InvalidCredentials, RateLimited, AccountDisabled, RegistrationClosed)
 
