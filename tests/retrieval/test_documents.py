@@ -12,8 +12,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from PIL import Image, ImageDraw, ImageFont
 
+from medchat.platform import audit
 from medchat.settings import Settings
-from tests.conftest import RegisterUser
+from tests.conftest import RegisterUser, in_app_loop
 
 PAGE_TEXTS = [
     "Hand hygiene. Clean hands with alcohol rub before and after every patient contact.",
@@ -93,6 +94,12 @@ async def test_a_pdf_becomes_ready_and_is_cited_at_its_page_then_deleted(
     assert (await client.delete(f"/api/v1/documents/{queued['id']}", headers=user.headers)).status_code == 204
     assert await search(client, user.headers, "Can someone on warfarin drink cranberry juice?") == []
     assert (await client.get(f"/api/v1/documents/{queued['id']}", headers=user.headers)).status_code == 404
+    trail = await in_app_loop(client, audit.query(resource_type="document", resource_id=queued["id"]))
+    assert [(entry.action, entry.actor_id) for entry in reversed(trail.items)] == [
+        ("create", user.id),
+        ("read", user.id),
+        ("delete", user.id),
+    ]
 
 
 async def test_private_passages_stay_with_their_owner(

@@ -21,7 +21,6 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath
 from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
 
-from medchat.platform import audit
 from medchat.platform.errors import ClientError, UnsupportedMediaType
 from medchat.platform.identity import Principal, require_user
 from medchat.retrieval.parsing import detect_media_type, ocr_image, transcribe
@@ -112,21 +111,15 @@ class KnowledgeBasePages(Controller):
     ) -> HTMXTemplate:
         error = None
         try:
-            view = await documents.upload(
-                owner=current_user, filename=data.file.filename, data=await data.file.read(), scope=data.scope
+            await documents.upload(
+                owner=current_user,
+                filename=data.file.filename,
+                data=await data.file.read(),
+                scope=data.scope,
+                ip=client_ip,
             )
         except ClientError as refused:
             error = refused
-        else:
-            await audit.record(
-                "create",
-                actor_id=current_user.id,
-                resource_type="document",
-                resource_id=view.id,
-                ip=client_ip,
-                scope=view.scope,
-                media_type=view.media_type,
-            )
         listed = (await documents.list_visible(current_user, limit=200)).items
         return HTMXTemplate(
             template_name="retrieval/_document_list.html",
@@ -142,10 +135,7 @@ class KnowledgeBasePages(Controller):
         documents: NamedDependency[DocumentService],
         client_ip: NamedDependency[str | None],
     ) -> HTMXTemplate:
-        await documents.delete(current_user, document_id)
-        await audit.record(
-            "delete", actor_id=current_user.id, resource_type="document", resource_id=document_id, ip=client_ip
-        )
+        await documents.delete(current_user, document_id, ip=client_ip)
         listed = (await documents.list_visible(current_user, limit=200)).items
         return HTMXTemplate(template_name="retrieval/_document_list.html", context=_list_context(listed, current_user))
 

@@ -12,7 +12,6 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from medchat.platform import audit
 from medchat.platform.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from medchat.platform.identity import Principal, require_user
 from medchat.retrieval.parsing import detect_media_type, ocr_image, transcribe
@@ -82,15 +81,8 @@ class DocumentController(Controller):
         client_ip: NamedDependency[str | None],
     ) -> DocumentOut:
         content = await data.file.read()
-        view = await documents.upload(owner=current_user, filename=data.file.filename, data=content, scope=data.scope)
-        await audit.record(
-            "create",
-            actor_id=current_user.id,
-            resource_type="document",
-            resource_id=view.id,
-            ip=client_ip,
-            scope=view.scope,
-            media_type=view.media_type,
+        view = await documents.upload(
+            owner=current_user, filename=data.file.filename, data=content, scope=data.scope, ip=client_ip
         )
         return DocumentOut.of(view)
 
@@ -131,10 +123,7 @@ class DocumentController(Controller):
         documents: NamedDependency[DocumentService],
         client_ip: NamedDependency[str | None],
     ) -> None:
-        await documents.delete(current_user, document_id)
-        await audit.record(
-            "delete", actor_id=current_user.id, resource_type="document", resource_id=document_id, ip=client_ip
-        )
+        await documents.delete(current_user, document_id, ip=client_ip)
 
 
 class SearchController(Controller):
@@ -183,8 +172,5 @@ class OriginalFileController(Controller):
         documents: NamedDependency[DocumentService],
         client_ip: NamedDependency[str | None],
     ) -> Response[bytes]:
-        original = await documents.original(current_user, document_id)
-        await audit.record(
-            "read", actor_id=current_user.id, resource_type="document", resource_id=document_id, ip=client_ip
-        )
+        original = await documents.original(current_user, document_id, ip=client_ip)
         return original_file_response(original)

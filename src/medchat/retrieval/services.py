@@ -19,6 +19,7 @@ import structlog
 from bson import ObjectId
 from pymongo import DESCENDING
 
+from medchat.platform import audit
 from medchat.platform.errors import (
     DependencyUnavailable,
     Forbidden,
@@ -146,7 +147,14 @@ class DocumentService:
     # --- upload and queries ----------------------------------------------------------------------
 
     async def upload(
-        self, *, owner: Principal, filename: str | None, data: bytes, scope: Scope, enqueue: bool = True
+        self,
+        *,
+        owner: Principal,
+        filename: str | None,
+        data: bytes,
+        scope: Scope,
+        enqueue: bool = True,
+        ip: str | None = None,
     ) -> DocumentView:
         """Store the file and its record (``queued``), then queue its ingestion (unless the caller runs it)."""
         if scope not in ("shared", "private"):
@@ -174,6 +182,15 @@ class DocumentService:
         document.storage_key = str(document.id)
         await self._files.save(document.storage_key, data)
         await document.insert()
+        await audit.record(
+            "create",
+            actor_id=owner.id,
+            resource_type="document",
+            resource_id=str(document.id),
+            ip=ip,
+            scope=scope,
+            media_type=media_type,
+        )
         if enqueue:
             await self._enqueue(document)
         return view_of(document)
@@ -215,20 +232,22 @@ class DocumentService:
     async def get_visible(self, viewer: Principal, document_id: str) -> DocumentView:
         return view_of(await self._visible(viewer, document_id))
 
-    async def original(self, viewer: Principal, document_id: str) -> OriginalFile:
+    async def original(self, viewer: Principal, document_id: str, *, ip: str | None = None) -> OriginalFile:
         document = await self._visible(viewer, document_id)
+        await audit.record("read", actor_id=viewer.id, resource_type="document", resource_id=document_id, ip=ip)
         try:
             data = await self._files.read(document.storage_key)
         except FileNotFoundError:
             raise NotFound("The original file is no longer stored.") from None
         return OriginalFile(data=data, media_type=document.media_type, filename=document.filename)
 
-    async def delete(self, viewer: Principal, document_id: str) -> None:
+    async def delete(self, viewer: Principal, document_id: str, *, ip: str | None = None) -> None:
         """Remove the passages from the index first, then the file and the record."""
         document = await self._manageable(viewer, document_id)
         await self.retriever.delete_document(str(document.id))
         await self._files.delete(document.storage_key)
         await document.delete()
+        await audit.record("delete", actor_id=viewer.id, resource_type="document", resource_id=document_id, ip=ip)
 
     async def _visible(self, viewer: Principal, document_id: str) -> SourceDocument:
         if not ObjectId.is_valid(document_id):
