@@ -23,7 +23,7 @@ from medchat.auth import Principal, require_user
 from medchat.chat.limits import ChatLimits, unlimited
 from medchat.chat.markdown import render_markdown
 from medchat.chat.pipeline import AnswerEvent, AnswerRun, ChatEngine, Failed, Finished, SourcesFound, Token
-from medchat.chat.routes import SSE_RETRY_MS, audit_conversation, chat_dependencies
+from medchat.chat.routes import SSE_RETRY_MS, audit_conversation, chat_dependencies, export_download
 from medchat.chat.schemas import (
     ConversationDetail,
     ConversationOut,
@@ -371,13 +371,7 @@ class ChatPages(Controller):
         client_ip: NamedDependency[str | None],
         format: FromQuery[Literal["md", "json"]] = "md",
     ) -> Response[str]:
-        exported = await conversations.export(caller.id, conversation_id, format=format)
-        await audit_conversation("export", caller, conversation_id, client_ip, content=exported.body, format=format)
-        return Response(
-            exported.body,
-            media_type=exported.media_type,
-            headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'},
-        )
+        return await export_download(conversations, caller, conversation_id, client_ip, format=format)
 
     # --- helpers -------------------------------------------------------------------------------
     async def _thread(

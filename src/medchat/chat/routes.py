@@ -85,6 +85,19 @@ async def audit_conversation(
     )
 
 
+async def export_download(
+    conversations: ConversationService, caller: Principal, conversation_id: str, ip: str | None, *, format: str
+) -> Response[str]:
+    """The conversation as a file to save (``md`` or ``json``), recorded in the audit log as an export."""
+    exported = await conversations.export(caller.id, conversation_id, format=format)
+    await audit_conversation("export", caller, conversation_id, ip, content=exported.body, format=format)
+    return Response(
+        exported.body,
+        media_type=exported.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'},
+    )
+
+
 def wants_event_stream(request: Request[Any, Any, Any]) -> bool:
     return EVENT_STREAM in request.headers.get("accept", "")
 
@@ -218,13 +231,7 @@ class ChatController(Controller):
         client_ip: NamedDependency[str | None],
         format: FromQuery[Literal["md", "json"]] = "json",
     ) -> Response[str]:
-        exported = await conversations.export(caller.id, conversation_id, format=format)
-        await audit_conversation("export", caller, conversation_id, client_ip, content=exported.body, format=format)
-        return Response(
-            exported.body,
-            media_type=exported.media_type,
-            headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'},
-        )
+        return await export_download(conversations, caller, conversation_id, client_ip, format=format)
 
     @post("/messages", status_code=201)
     async def post_message(
