@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from medchat.retrieval import Chunk, Embedder, ParsedPage, chunk_document
+from medchat.retrieval.chunking import Chunk, chunk_document
+from medchat.retrieval.document import ParsedPage
+from medchat.retrieval.embeddings import Embedder
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 DATA = REPOSITORY.parent / "shared" / "data"

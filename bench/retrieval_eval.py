@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 from retrieval_data import CachedEmbedder, Corpus, chatty_queries, medquad, pubmedqa
 
-from medchat.retrieval import DocumentInfo, EdgeVectorStore, HybridParams, Retriever, SearchMode, SearchScope
+from medchat.retrieval import Retriever, SearchScope
+from medchat.retrieval.search import DocumentInfo
+from medchat.retrieval.vectorstore import EdgeVectorStore, HybridParams, SearchMode
 
 SCOPE = SearchScope(user_id="bench-user")
 TOP_K = 10

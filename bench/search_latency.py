@@ -23,18 +23,12 @@ from pathlib import Path
 import numpy as np
 from retrieval_data import CachedEmbedder, medquad
 
-from medchat.retrieval import (
-    Chunk,
-    DocumentInfo,
-    EdgeVectorStore,
-    Embedder,
-    PassagePoint,
-    PassageRecord,
-    Retriever,
-    SearchScope,
-)
-from medchat.retrieval.search import embedding_text
+from medchat.retrieval import Retriever, SearchScope
+from medchat.retrieval.chunking import Chunk
+from medchat.retrieval.embeddings import Embedder
+from medchat.retrieval.search import DocumentInfo, embedding_text
 from medchat.retrieval.sparse import document_vector, query_vector
+from medchat.retrieval.vectorstore import EdgeVectorStore, PassagePoint, PassageRecord
 
 OWNERS = 50
 INGEST_CHUNKS = 480

@@ -6,14 +6,11 @@ against real servers; otherwise the embedded servers medchat itself uses are sta
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from litestar import Litestar
@@ -21,15 +18,34 @@ from litestar.testing import AsyncTestClient
 from redis import Redis
 
 from medchat.app import create_app
-from medchat.auth.middleware import accounts_of  # the service itself, to promote without a backdoor in the app
+from medchat.auth import Accounts  # the service itself, to promote without a backdoor in the app
 from medchat.platform.embedded import EmbeddedMongo, EmbeddedRedis
+from medchat.platform.registry import registry_of
 from medchat.runtime import Runtime
 from medchat.settings import Settings
-
-T = TypeVar("T")
+from tests.support.accounts import TEST_PASSWORD, RegisteredUser, RegisterUser
+from tests.support.app import in_app_loop
 
 REDIS_TEST_DATABASES = range(1, 16)
-_redis_database = itertools.cycle(REDIS_TEST_DATABASES)
+
+
+def _worker_redis_databases() -> list[int]:
+    """The Redis databases this pytest process may use: all of them, or its share of a shared server.
+
+    Each pytest-xdist worker starts its own Redis (``store_urls`` is per worker) unless MEDCHAT_TEST_REDIS_URL
+    is set; then the workers share that server, and worker ``gwN`` of ``M`` takes every M-th database from
+    N + 1, so no two workers ever use (and flush) the same database.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not os.environ.get("MEDCHAT_TEST_REDIS_URL") or not worker.startswith("gw") or workers <= 1:
+        return list(REDIS_TEST_DATABASES)
+    if workers > len(REDIS_TEST_DATABASES):
+        raise pytest.UsageError(f"at most {len(REDIS_TEST_DATABASES)} xdist workers share one test Redis")
+    return list(REDIS_TEST_DATABASES)[int(worker.removeprefix("gw")) :: workers]
+
+
+_redis_database = itertools.cycle(_worker_redis_databases())
 
 
 @pytest.fixture(scope="session")
@@ -104,38 +120,6 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
         await opened.close()
 
 
-async def in_app_loop(client: AsyncTestClient[Litestar], work: Awaitable[T]) -> T:
-    """Await ``work`` on the app's event loop: the test client runs the app (and its store clients) in its own."""
-
-    async def run() -> T:
-        return await work
-
-    return await asyncio.to_thread(client.blocking_portal.call, run)
-
-
-TEST_PASSWORD = "correct horse battery staple 42"
-
-
-@dataclass(frozen=True)
-class RegisteredUser:
-    """An account made through the real API, with its tokens. ``headers`` authenticates API calls."""
-
-    id: str
-    email: str
-    password: str
-    full_name: str
-    role: str
-    access_token: str
-    refresh_token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
-
-
-RegisterUser = Callable[..., Awaitable[RegisteredUser]]
-
-
 @pytest.fixture
 def register_user() -> RegisterUser:
     """``await register_user(client, email=None, role="user", ...)``: register through ``POST /api/v1/auth/register``.
@@ -159,7 +143,9 @@ def register_user() -> RegisterUser:
         assert response.status_code == 201, response.text
         body = response.json()
         if role == "admin":
-            promote = accounts_of(client.app).update_user(body["user"]["id"], role="admin", actor="test")
+            promote = registry_of(client.app.state).get(Accounts).update_user(
+                body["user"]["id"], role="admin", actor="test"
+            )
             await in_app_loop(client, promote)
         return RegisteredUser(
             id=body["user"]["id"],

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 import structlog
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -18,14 +17,16 @@ from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.opentelemetry import OpenTelemetryPlugin
 
 from medchat import __version__, auth, chat, retrieval
+from medchat.logs import configure_process_logging
 from medchat.platform.embedded import SERVE_PID_VARIABLE, stop_when_orphaned
 from medchat.platform.health import health_handlers
 from medchat.platform.problems import exception_handlers
+from medchat.platform.registry import STATE_KEY as SERVICES_STATE_KEY
 from medchat.platform.requests import client_ip
 from medchat.platform.security import security_headers
 from medchat.platform.telemetry import MetricsController, opentelemetry_config, prometheus_config
 from medchat.platform.web import static_files_router, template_config
-from medchat.runtime import Runtime, configure_process_logging
+from medchat.runtime import Runtime
 from medchat.settings import Settings
 from medchat.worker import supervise_embedded_worker
 
@@ -40,13 +41,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         runtime = await Runtime.open(settings)
         app.state.runtime = runtime
+        app.state[SERVICES_STATE_KEY] = runtime.services
         app.state.readiness = runtime.readiness
         background: list[asyncio.Task[None]] = []
-        if settings.fully_embedded:
+        if settings.any_store_embedded:
             background.append(asyncio.create_task(supervise_embedded_worker(runtime), name="embedded-arq-worker"))
         if SERVE_PID_VARIABLE in os.environ:
             background.append(asyncio.create_task(stop_when_orphaned(int(os.environ[SERVE_PID_VARIABLE]))))
-        log.info("medchat ready", embedded=settings.fully_embedded, data_dir=str(settings.data_dir))
+        log.info("medchat ready", embedded=settings.any_store_embedded, data_dir=str(settings.data_dir))
         try:
             yield
         finally:
@@ -67,11 +69,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             retrieval.router,
         ],
         lifespan=[lifespan],
-        state=State({"settings": settings}),
-        dependencies={
-            "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
-            "client_ip": Provide(client_ip, sync_to_thread=False),
-        },
+        dependencies={"client_ip": Provide(client_ip, sync_to_thread=False)},
         plugins=[HTMXPlugin(), OpenTelemetryPlugin(opentelemetry_config()), auth.AuthPlugin(settings)],
         middleware=[prometheus_config.middleware],
         before_send=[security_headers(hsts=settings.secure_cookies)],

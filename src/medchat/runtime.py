@@ -16,17 +16,9 @@ from medchat.llm import LLMProvider, build_provider
 from medchat.platform.audit import AuditEvent
 from medchat.platform.events import USER_DELETED, USER_EXPORT_REQUESTED, EventBus
 from medchat.platform.health import ReadinessChecks
-from medchat.platform.logging import add_scrubber, configure_logging
+from medchat.platform.registry import ServiceRegistry
 from medchat.platform.stores import Stores
-from medchat.retrieval import (
-    DocumentService,
-    FileStore,
-    Passage,
-    Retriever,
-    SearchScope,
-    VectorStore,
-    open_vector_store,
-)
+from medchat.retrieval import KnowledgeBase, Passage, Retriever, SearchScope, open_knowledge_base
 from medchat.settings import Settings
 
 QUEUE_NAME = "medchat:jobs"
@@ -42,14 +34,15 @@ class Runtime:
     stores: Stores
     job_queue: ArqRedis
     readiness: ReadinessChecks = field(default_factory=ReadinessChecks)
+    services: ServiceRegistry = field(default_factory=ServiceRegistry)
+    """The long-lived services by type; each module's ``deps.py`` provides them to its handlers."""
     events: EventBus = field(default_factory=EventBus)
-    """Each module's ``event_handlers`` are subscribed here when the runtime opens."""
+    """Every cross-module reaction is subscribed in ``_subscribe_reactions``."""
     llm: LLMProvider | None = None
     """Built once per process from the settings: remote, local or sources-only."""
-    vector_store: VectorStore | None = None
+    knowledge_base: KnowledgeBase | None = None
     retriever: Retriever | None = None
-    """None only in a CLI process that joined a running server, which owns the embedded index."""
-    documents: DocumentService | None = None
+    """The chat's search; None only in a CLI process that joined a running server, which owns the embedded index."""
     chat_engine: chat.ChatEngine | None = None
 
     @classmethod
@@ -61,9 +54,7 @@ class Runtime:
             await stores.close()
             raise
         runtime = cls(settings=settings, stores=stores, job_queue=job_queue)
-        for module in (auth, chat):
-            for event, handler in module.event_handlers.items():
-                runtime.events.subscribe(event, handler)
+        runtime.services.register(auth.Accounts(settings=settings, redis=stores.redis, events=runtime.events))
         runtime.readiness.add("mongodb", stores.ping_mongodb)
         runtime.readiness.add("redis", stores.ping_redis)
         try:
@@ -71,32 +62,40 @@ class Runtime:
             # Traces (LangSmith, when on) never carry health identifiers, whatever the model is sent.
             runtime.llm = build_provider(settings, redact=chat.redact_phi)
             runtime.readiness.add("llm", runtime.llm.ping)
-            runtime.chat_engine = chat.ChatEngine(
-                settings,
-                provider=runtime.llm,
-                search=runtime.search_passages,
-                limits=chat.ChatLimits(stores.redis, settings),
+            runtime.chat_engine = runtime.services.register(
+                chat.ChatEngine(
+                    settings,
+                    provider=runtime.llm,
+                    search=runtime.search_passages,
+                    limits=chat.ChatLimits(stores.redis, settings),
+                )
             )
+            runtime.services.register(runtime.chat_engine.conversations)  # chat's handlers are given both
             await runtime.chat_engine.open()
+            runtime._subscribe_reactions()
         except BaseException:
             await runtime.close()
             raise
         return runtime
 
     async def _open_retrieval(self) -> None:
-        if self.settings.qdrant_url or not self.stores.joined:
-            self.vector_store = open_vector_store(self.settings)
-            await self.vector_store.ensure_collection()
-            self.retriever = Retriever.from_settings(self.settings, store=self.vector_store)
-            self.readiness.add("qdrant", self.vector_store.ping)
-        self.documents = DocumentService(
-            retriever=self.retriever,
-            files=FileStore(self.settings.uploads_dir),
-            queue=self.job_queue,
-            settings=self.settings,
+        self.knowledge_base = await open_knowledge_base(
+            self.settings, queue=self.job_queue, joined_running=self.stores.joined
         )
-        self.events.subscribe(USER_DELETED, self.documents.delete_owner_data)
-        self.events.subscribe(USER_EXPORT_REQUESTED, self.documents.export_owner_data)
+        self.services.register(self.knowledge_base.documents)
+        self.retriever = self.knowledge_base.retriever
+        if self.retriever is not None:
+            self.services.register(self.retriever)
+            self.readiness.add("qdrant", self.knowledge_base.ping)
+
+    def _subscribe_reactions(self) -> None:
+        """Every cross-module reaction, in one place. ``auth`` publishes the account events; each module
+        holding a user's data deletes or exports its share."""
+        assert self.chat_engine is not None and self.knowledge_base is not None
+        owners_of_user_data = (self.chat_engine, self.knowledge_base.documents)
+        for module_service in owners_of_user_data:
+            self.events.subscribe(USER_DELETED, module_service.delete_owner_data)
+            self.events.subscribe(USER_EXPORT_REQUESTED, module_service.export_owner_data)
 
     async def search_passages(self, query: str, *, user_id: str, is_admin: bool) -> Sequence[Passage]:
         """The chat pipeline's search: what ``user_id`` may see, or nothing while there is no retriever."""
@@ -109,17 +108,10 @@ class Runtime:
             await self.chat_engine.close()
         if self.llm is not None:
             await self.llm.aclose()
-        if self.vector_store is not None:
-            await self.vector_store.close()
+        if self.knowledge_base is not None:
+            await self.knowledge_base.close()
         await self.job_queue.aclose()
         await self.stores.close()
-
-
-def configure_process_logging(settings: Settings) -> None:
-    """Logging for a medchat process (web app, worker, CLI): structlog set up, and health identifiers
-    (e-mail addresses, phone numbers, record numbers...) scrubbed from every log line."""
-    configure_logging(settings)
-    add_scrubber(chat.phi_scrubber)
 
 
 def arq_redis_settings(redis_url: str) -> RedisSettings:

@@ -177,9 +177,20 @@ class Settings(BaseSettings):
         return self.qdrant_url is None
 
     @property
-    def fully_embedded(self) -> bool:
-        """True when any store is embedded, which pins serving to one process."""
-        return self.embedded_mongodb or self.embedded_redis or self.embedded_qdrant
+    def any_store_embedded(self) -> bool:
+        """True when at least one store is embedded: serving is then pinned to one process, which also
+        runs the arq worker (``medchat worker`` and ``serve --workers N`` need every store real)."""
+        return bool(self.embedded_store_variables)
+
+    @property
+    def embedded_store_variables(self) -> tuple[str, ...]:
+        """The URL variables left unset, whose stores are embedded (in the order mongodb, redis, qdrant)."""
+        embedded = {
+            "MEDCHAT_MONGODB_URI": self.embedded_mongodb,
+            "MEDCHAT_REDIS_URL": self.embedded_redis,
+            "MEDCHAT_QDRANT_URL": self.embedded_qdrant,
+        }
+        return tuple(variable for variable, is_embedded in embedded.items() if is_embedded)
 
     @property
     def uploads_dir(self) -> Path:

@@ -12,15 +12,16 @@ from arq.cron import cron
 from arq.worker import Worker
 
 from medchat import retrieval
+from medchat.logs import configure_process_logging
 from medchat.platform import audit
-from medchat.runtime import QUEUE_NAME, Runtime, arq_redis_settings, configure_process_logging
+from medchat.runtime import QUEUE_NAME, Runtime, arq_redis_settings
 from medchat.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 
 async def ping(ctx: dict[str, Any]) -> float:
-    """A job that proves the queue round trip works (``medchat doctor`` enqueues it)."""
+    """A job that proves the queue round trip works (nothing in medchat enqueues it yet)."""
     return time.time()
 
 

@@ -1,9 +1,12 @@
-"""Auth test helpers: a browser-like sign-in through the real forms, and apps with other settings."""
+"""Auth test fixtures: apps with other settings, and the stored users read directly.
+
+(The sign-in helpers are in ``tests.support.accounts``.)
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -13,37 +16,7 @@ from pymongo import MongoClient
 
 from medchat.app import create_app
 from medchat.settings import Settings
-
-CSRF_COOKIE = "medchat_csrf"
-SESSION_COOKIE = "medchat_session"
-
-AppFactory = Callable[..., AbstractAsyncContextManager[AsyncTestClient[Litestar]]]
-
-
-async def csrf_token(client: AsyncTestClient[Litestar]) -> str:
-    """The CSRF token a page would embed; fetching a page sets the cookie it is checked against."""
-    if not client.cookies.get(CSRF_COOKIE):
-        await client.get("/login")
-    return client.cookies[CSRF_COOKIE]
-
-
-async def post_form(client: AsyncTestClient[Litestar], path: str, data: dict[str, str], **kwargs: Any) -> Any:
-    """POST a form as the browser does: urlencoded, with the hidden CSRF field."""
-    return await client.post(path, data={**data, "_csrf_token": await csrf_token(client)}, **kwargs)
-
-
-async def sign_in(client: AsyncTestClient[Litestar], email: str, password: str) -> None:
-    response = await post_form(client, "/login", {"email": email, "password": password}, follow_redirects=False)
-    assert response.status_code == 303, response.text
-    assert client.cookies.get(SESSION_COOKIE)
-
-
-def use_session(client: AsyncTestClient[Litestar], secret: str | None) -> None:
-    """Present ``secret`` as the session cookie (None: none at all), as another browser of the same person would."""
-    domain = next((cookie.domain for cookie in client.cookies.jar if cookie.name == CSRF_COOKIE), "")
-    client.cookies.delete(SESSION_COOKIE)
-    if secret is not None:
-        client.cookies.set(SESSION_COOKIE, secret, domain=domain)
+from tests.support.app import AppFactory
 
 
 @pytest.fixture

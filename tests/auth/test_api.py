@@ -8,8 +8,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from medchat.platform.events import USER_DELETED, USER_EXPORT_REQUESTED
-from tests.auth.conftest import AppFactory, sign_in
-from tests.conftest import TEST_PASSWORD, RegisterUser
+from tests.support.accounts import TEST_PASSWORD, RegisterUser, sign_in
+from tests.support.app import AppFactory
 
 PROBLEM = "application/problem+json"
 

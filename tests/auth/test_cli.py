@@ -14,8 +14,8 @@ from pymongo import MongoClient
 
 from medchat.cli import main
 from medchat.settings import Settings
-from tests.auth.conftest import AppFactory
-from tests.conftest import TEST_PASSWORD
+from tests.support.accounts import TEST_PASSWORD
+from tests.support.app import AppFactory
 from tests.support.serve import MEDCHAT, STORE_VARIABLES, ServeProcess
 
 

@@ -12,8 +12,16 @@ from redis import Redis
 
 from medchat.platform.events import USER_DELETED
 from medchat.settings import Settings
-from tests.auth.conftest import SESSION_COOKIE, AppFactory, csrf_token, post_form, sign_in, use_session
-from tests.conftest import RegisteredUser, RegisterUser
+from tests.support.accounts import (
+    SESSION_COOKIE,
+    RegisteredUser,
+    RegisterUser,
+    csrf_token,
+    post_form,
+    sign_in,
+    use_session,
+)
+from tests.support.app import AppFactory
 
 HTMX = {"HX-Request": "true"}
 HTML = {"Accept": "text/html"}
@@ -356,6 +364,43 @@ async def test_admin_promotes_and_disables_rows_in_place(
 
     bad_role = await post_form(client, f"/admin/users/{user.id}/role", {"role": "root"}, headers=HTMX)
     assert bad_role.status_code == 400
+
+
+async def test_admin_row_actions_work_without_javascript(
+    client: AsyncTestClient[Litestar], register_user: RegisterUser, register_admin: RegisterUser
+) -> None:
+    """A plain form post (no JavaScript) or a boosted one (hx-boost on the body) never gets a bare row:
+    a 303 back to the list, or an HX-Redirect to it; only the row's own hx-post gets the row."""
+    user = await register_user(client, email="nojs@clinic.example")
+    admin = await admin_browser(client, register_admin)
+    for action, data in (("role", {"role": "admin"}), ("disabled", {"disabled": "true"}), ("role", {"role": "user"})):
+        plain = await post_form(client, f"/admin/users/{user.id}/{action}", data, headers=HTML, follow_redirects=False)
+        assert plain.status_code == 303, (action, plain.status_code, plain.text)
+        assert plain.headers["location"] == "/admin/users"
+        assert "<tr" not in plain.text
+    boosted = await post_form(client, f"/admin/users/{user.id}/disabled", {"disabled": "false"}, headers=BOOSTED)
+    assert boosted.headers["hx-redirect"] == "/admin/users" and "<tr" not in boosted.text
+    listed = await client.get("/admin/users", headers=HTML)
+    assert "<html" in listed.text and "nojs@clinic.example" in listed.text
+    account = (await client.get(f"/api/v1/users/{user.id}", headers=admin.headers)).json()
+    assert (account["role"], account["disabled"]) == ("user", False), "every post took effect"
+
+    removed = await post_form(client, f"/admin/users/{user.id}/delete", {}, headers=HTML, follow_redirects=False)
+    assert removed.status_code == 303 and removed.headers["location"] == "/admin/users"
+    assert "nojs@clinic.example" not in (await client.get("/admin/users", headers=HTML)).text
+
+
+async def test_pages_vary_on_htmx_and_the_api_does_not(
+    client: AsyncTestClient[Litestar], register_admin: RegisterUser
+) -> None:
+    admin = await admin_browser(client, register_admin)
+    page = await client.get("/admin/audit", headers=HTML)
+    fragment = await client.get("/admin/audit", params={"action": "login"}, headers=HTMX)
+    assert "<html" in page.text and "<html" not in fragment.text and 'data-action="login"' in fragment.text
+    assert page.headers["vary"] == fragment.headers["vary"] == "HX-Request"
+    assert (await client.get("/login", headers=HTML)).headers["vary"] == "HX-Request"
+    api = await client.get("/api/v1/users/me", headers=admin.headers)
+    assert api.status_code == 200 and "HX-Request" not in api.headers.get("vary", "")
 
 
 async def test_admin_cannot_remove_the_last_admin_from_the_page(

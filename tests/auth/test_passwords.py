@@ -9,8 +9,8 @@ import pytest
 
 from medchat.auth.passwords import password_problems
 from medchat.settings import Settings
-from tests.auth.conftest import AppFactory
-from tests.conftest import TEST_PASSWORD
+from tests.support.accounts import TEST_PASSWORD
+from tests.support.app import AppFactory
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 from medchat.auth.ratelimit import LoginLimiter
 from medchat.platform.errors import RateLimited
 from medchat.settings import Settings
-from tests.auth.conftest import AppFactory, post_form
-from tests.conftest import RegisterUser
+from tests.support.accounts import RegisterUser, post_form
+from tests.support.app import AppFactory
 
 
 async def login(client: AsyncTestClient[Litestar], email: str, password: str = "wrong password 99") -> Any:
@@ -93,20 +93,42 @@ async def test_the_login_form_is_limited_too(client: AsyncTestClient[Litestar], 
     assert "medchat_session" not in page.cookies
 
 
+class FakeClock:
+    """Seconds since the epoch that move only when the test says so."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 async def test_the_window_slides(settings: Settings) -> None:
     redis = Redis.from_url(settings.redis_url)
+    clock = FakeClock()
     try:
-        limiter = LoginLimiter(redis, per_account=2, per_address=100, window_seconds=1)
-        for _ in range(2):
-            await limiter.reserve(email_normalized="slide@example.org", address="10.0.0.1")
+        limiter = LoginLimiter(redis, per_account=2, per_address=100, window_seconds=60, clock=clock)
+        await limiter.reserve(email_normalized="slide@example.org", address="10.0.0.1")
+        clock.advance(20)
+        await limiter.reserve(email_normalized="slide@example.org", address="10.0.0.1")
+        clock.advance(10)
         with pytest.raises(RateLimited) as refused:
             await limiter.reserve(email_normalized="slide@example.org", address="10.0.0.1")
-        assert refused.value.headers["Retry-After"] == "1"
-        await asyncio.sleep(1.1)
+        assert refused.value.headers["Retry-After"] == "30", "until the oldest failure leaves the window"
+        clock.advance(29)
+        with pytest.raises(RateLimited):
+            await limiter.reserve(email_normalized="slide@example.org", address="10.0.0.1")
+        clock.advance(1.5)  # the first failure has left the window; the second one is still in it
         await limiter.reserve(email_normalized="slide@example.org", address="10.0.0.1")
+        with pytest.raises(RateLimited) as again:
+            await limiter.reserve(email_normalized="slide@example.org", address="10.0.0.1")
+        assert again.value.headers["Retry-After"] == "20", "now until the second failure leaves it"
         keys = await redis.keys("medchat:auth:login-failures:*")
         assert keys and all(b"slide@example.org" not in key for key in keys), "emails are not kept in key names"
         ttls = [await redis.ttl(key) for key in keys]
-        assert all(0 < ttl <= 1 for ttl in ttls), "keys expire with the window"
+        assert all(0 < ttl <= 60 for ttl in ttls), "keys expire with the window"
     finally:
         await redis.aclose()

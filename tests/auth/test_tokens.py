@@ -15,7 +15,7 @@ from pymongo import MongoClient
 
 from medchat.auth.tokens import derive_key
 from medchat.settings import Settings
-from tests.conftest import RegisteredUser, RegisterUser
+from tests.support.accounts import RegisteredUser, RegisterUser
 
 
 def claims_of(token: str) -> dict[str, Any]:

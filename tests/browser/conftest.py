@@ -5,14 +5,14 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page
 
+from tests.support.browser import BROWSER_PASSWORD, Account, sign_in_through_the_form
 from tests.support.serve import MEDCHAT, ServeProcess
 
 CHROMIUM = "/usr/bin/chromium"
@@ -52,17 +52,6 @@ def base_url(live_server: ServeProcess) -> str:
     return live_server.base_url
 
 
-BROWSER_PASSWORD = "browser test passphrase 42"
-
-
-@dataclass(frozen=True)
-class Account:
-    id: str
-    email: str
-    password: str
-    full_name: str
-
-
 @pytest.fixture
 def fresh_user(live_server: ServeProcess) -> Account:
     """A new account on the live server, registered through the API."""
@@ -87,18 +76,6 @@ def admin_account(live_server: ServeProcess) -> Account:
     )  # fmt: skip
     assert created.returncode == 0, created.stderr + created.stdout
     return Account(created.stdout.rsplit("(id ", 1)[1].rstrip(")\n"), email, BROWSER_PASSWORD, "Ada Admin")
-
-
-def sign_in_through_the_form(page: Page, base_url: str, account: Account, *, next_path: str = "") -> Page:
-    """Sign in as a person does; lands on ``next_path`` (or wherever a sign-in lands by default)."""
-    page.goto(f"{base_url}/login" + (f"?next={next_path}" if next_path else ""))
-    page.get_by_label("Email").fill(account.email)
-    page.get_by_label("Password").fill(account.password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("navigation", name="Main").get_by_role("button", name="Sign out")).to_be_visible()
-    if next_path:
-        expect(page).to_have_url(f"{base_url}{next_path}")
-    return page
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import uuid
 
 from playwright.sync_api import ConsoleMessage, Page, expect
 
-from tests.browser.conftest import BROWSER_PASSWORD, Account, sign_in_through_the_form
+from tests.support.browser import BROWSER_PASSWORD, Account, sign_in_through_the_form
 
 EXPECTED_REFUSAL = re.compile(r"^Failed to load resource: the server responded with a status of 40[01] ")
 """Chromium logs every 4xx response; the form errors this test provokes on purpose are not faults."""

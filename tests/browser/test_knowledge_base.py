@@ -22,8 +22,8 @@ import pytest
 from fpdf import FPDF
 from playwright.sync_api import Browser, BrowserType, ConsoleMessage, Page, expect
 
-from tests.browser.conftest import BROWSER_PASSWORD, Account, sign_in_through_the_form
-from tests.retrieval import files
+from tests.support import files
+from tests.support.browser import BROWSER_PASSWORD, Account, sign_in_through_the_form
 from tests.support.serve import ServeProcess
 
 TITLE = "Anticoagulation clinic handbook"
@@ -186,6 +186,32 @@ def test_upload_watch_ready_ask_open_the_citation_then_delete(
 
 def original_gone(page: Page, base: str, document_id: str) -> bool:
     return page.request.get(f"{base}/documents/{document_id}/file").status == 404
+
+
+def test_upload_and_delete_without_javascript(
+    browser: Browser, kb_server: ServeProcess, kb_account: tuple[Account, str], tmp_path: Path
+) -> None:
+    """Plain form posts: each lands on the whole page (Post/Redirect/Get), which says what was done."""
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    try:
+        sign_in_through_the_form(page, kb_server.base_url, kb_account[0], next_path="/documents")
+        note = tmp_path / "ward-rota.txt"
+        note.write_text("Ward rota. The night nurse checks the drug fridge at midnight.")
+        page.get_by_label("File", exact=True).set_input_files(note)
+        page.get_by_role("button", name="Upload").click()
+        expect(page).to_have_url(f"{kb_server.base_url}/documents?done=uploaded")
+        expect(page.get_by_role("heading", level=1)).to_have_text("Knowledge base")
+        expect(page.locator("#flash")).to_contain_text("was uploaded")
+        row = page.locator("#document-list tbody tr", has_text="ward-rota.txt")
+        expect(row).to_have_count(1)
+
+        page.get_by_role("button", name="Delete ward rota").click()
+        expect(page).to_have_url(f"{kb_server.base_url}/documents?done=deleted")
+        expect(page.locator("#flash")).to_contain_text("was deleted")
+        expect(row).to_have_count(0)
+    finally:
+        context.close()
 
 
 def test_drop_a_file_on_the_upload_form(kb_page: Page, kb_server: ServeProcess) -> None:

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.auth.conftest import sign_in
-from tests.conftest import RegisteredUser, RegisterUser
+from medchat.chat.schemas import MessageCreate
+from medchat.chat.services import ConversationService
+from medchat.platform import audit
+from medchat.runtime import Runtime
+from tests.support.accounts import RegisteredUser, RegisterUser, sign_in
 
 API = "/api/v1/chat"
 QUESTION = "My blood pressure was 160/100 this morning, is that dangerous?"
@@ -94,3 +99,37 @@ async def test_rename_export_and_delete_of_a_conversation_are_audited(
     assert exported["details"] == {"format": "md"}
     assert exported["content_sha256"] == hashlib.sha256(export.text.encode()).hexdigest()
     assert events[2]["details"] == {"field": "title"}
+
+
+@dataclass(frozen=True)
+class Caller:
+    id: str
+    is_admin: bool = False
+
+
+async def test_reads_and_writes_outside_http_are_audited_by_the_services(runtime: Runtime) -> None:
+    """A CLI command or a job leaves the same trail as the API and the pages: the services record it."""
+    service = ConversationService()
+    owner = Caller(f"owner-{uuid.uuid4().hex[:8]}")
+    conversation_id = (await service.create(owner.id, title="Lipids")).id
+    await service.detail(owner.id, conversation_id)
+    await service.graph(owner.id, conversation_id, actor="cli")
+    exported = await service.export(owner.id, conversation_id, format="json", actor="cli")
+
+    trail = await audit.query(resource_type="conversation", resource_id=conversation_id)
+    assert [(e.action, e.actor_id, e.ip, e.details) for e in reversed(trail.items)] == [
+        ("create", owner.id, None, {}),
+        ("read", owner.id, None, {}),
+        ("read", "cli", None, {"view": "graph"}),
+        ("export", "cli", None, {"format": "json"}),
+    ]
+    assert trail.items[0].content_sha256 == hashlib.sha256(exported.body.encode()).hexdigest()
+
+    assert runtime.chat_engine is not None
+    run = await runtime.chat_engine.ask(owner, MessageCreate(content=QUESTION), ip="10.0.0.7")
+    await run.wait()
+    created = await audit.query(actor_id=owner.id, action="create")
+    assert {(e.resource_type, e.resource_id, e.ip) for e in created.items[:2]} == {
+        ("conversation", run.meta.conversation.id, "10.0.0.7"),
+        ("message", run.meta.user_message.id, "10.0.0.7"),
+    }

@@ -4,8 +4,6 @@ the answer written by the fake OpenAI-compatible server; citations checked again
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,8 +13,10 @@ from litestar.testing import AsyncTestClient
 
 from medchat.app import create_app
 from medchat.settings import Settings
-from tests.chat.conftest import ChatUser, register, sign_in_browser
+from tests.support.accounts import ChatUser, register, sign_in_browser
+from tests.support.documents import upload, wait_until_final
 from tests.support.fake_llm import FakeLLMServer
+from tests.support.fake_retriever import FakeRetriever
 
 API = "/api/v1/chat"
 SOURCES = {
@@ -30,25 +30,10 @@ QUESTION = "Can patients on warfarin drink cranberry juice?"
 
 async def ingest(client: AsyncTestClient[Litestar], user: ChatUser, files: dict[str, str]) -> list[str]:
     """Upload ``files`` as ``user``'s private documents and wait until the worker has indexed them."""
-    ids = []
-    for name, text in files.items():
-        response = await client.post(
-            "/api/v1/documents/",
-            files={"file": (name, text.encode(), "text/plain")},
-            data={"scope": "private"},
-            headers=user.headers,
-        )
-        assert response.status_code == 202, response.text
-        ids.append(response.json()["id"])
-    deadline = time.monotonic() + 60
+    ids = [(await upload(client, user.headers, text.encode(), filename=name))["id"] for name, text in files.items()]
     for document_id in ids:
-        while True:
-            document = (await client.get(f"/api/v1/documents/{document_id}", headers=user.headers)).json()
-            if document["status"] in ("ready", "failed"):
-                assert document["status"] == "ready", document["error"]
-                break
-            assert time.monotonic() < deadline, f"{document_id} still {document['status']}"
-            await asyncio.sleep(0.05)
+        document = await wait_until_final(client, user.headers, document_id)
+        assert document["status"] == "ready", document["error"]
     return ids
 
 
@@ -138,3 +123,22 @@ async def test_with_the_refuse_policy_nothing_above_the_threshold_means_no_answe
     assert message["grounded"] is False
     assert message["content"].startswith("The knowledge base has nothing on this question")
     assert streamed_requests(fake_llm) == [], "the model was not asked"
+
+
+@pytest.mark.parametrize("citation", ["[1, 2]", "[1-2]", "[1; 2]", "[1–2]"])
+async def test_an_answer_citing_a_group_or_a_range_of_passages_is_stored_as_grounded(
+    remote_client: AsyncTestClient[Litestar], fake_llm: FakeLLMServer, citation: str
+) -> None:
+    """``grounded`` reads citations as the citation check does: ``[1, 2]`` and ``[1-2]`` cite passages."""
+    remote_client.app.state.runtime.retriever = FakeRetriever()  # two passages
+    fake_llm.reply = f"Avoid large amounts of cranberry juice {citation}."
+    user = await register(remote_client)
+
+    response = await remote_client.post(f"{API}/messages", json={"content": QUESTION}, headers=user.headers)
+
+    assert response.status_code == 201, response.text
+    turn = response.json()
+    stored = await remote_client.get(f"{API}/conversations/{turn['conversation_id']}", headers=user.headers)
+    answer = stored.json()["messages"][-1]
+    assert answer["content"] == f"Avoid large amounts of cranberry juice {citation}."
+    assert answer["grounded"] is True

@@ -16,9 +16,9 @@ from litestar.testing import AsyncTestClient
 
 from medchat.app import create_app
 from medchat.settings import Settings
-from tests.chat.conftest import ChatUser, parse_sse, register, sign_in_browser
-from tests.conftest import RegisterUser
+from tests.support.accounts import ChatUser, RegisterUser, register, sign_in_browser
 from tests.support.fake_llm import FakeLLMServer
+from tests.support.sse import parse_sse
 
 API = "/api/v1/chat"
 

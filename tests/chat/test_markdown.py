@@ -120,3 +120,29 @@ def test_citations_inside_code_stay_text() -> None:
 
 def test_empty_text_renders_nothing() -> None:
     assert str(render_markdown("")) == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "linked"),
+    [
+        ("Raised pressure [1, 2].", [1, 2]),
+        ("Raised pressure [1; 2].", [1, 2]),
+        ("Raised pressure [1-2].", [1, 2]),
+        ("Raised pressure [1–3].", [1, 3]),
+        ("Raised pressure [1-2, 3].", [1, 2, 3]),
+        ("Raised pressure [2, 7].", [2]),
+    ],
+)
+def test_every_number_of_a_citation_group_or_range_links_to_its_source(text: str, linked: list[int]) -> None:
+    """The UI reads citations as the grounding check does (``parse_citations``): groups and ranges too."""
+    html = str(render_markdown(text, citation_prefix="src-m1", source_count=3))
+    hrefs = [value for name, value in Markup(html).attributes if name == "href"]
+    assert hrefs == [f"#src-m1-{number}" for number in linked]
+    assert "#src-m1-7" not in html
+    assert html.count('class="cite"') == len(linked)
+
+
+def test_a_markdown_link_label_is_not_a_citation() -> None:
+    html = str(render_markdown("See [1](https://example.org/) and [2].", citation_prefix="src-m1", source_count=2))
+    assert '<a href="#src-m1-2" class="cite"' in html
+    assert "#src-m1-1" not in html

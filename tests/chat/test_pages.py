@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from medchat.retrieval import Passage, SearchScope
-from tests.chat.conftest import ChatUser, parse_sse, register, sign_in_browser
-from tests.chat.test_routes import FakeRetriever
+from tests.support.accounts import ChatUser, register, sign_in_browser
+from tests.support.app import engine_of
+from tests.support.fake_retriever import FakeRetriever
+from tests.support.sse import parse_sse
 
 HTMX = {"HX-Request": "true"}
 
@@ -58,24 +61,36 @@ async def test_the_empty_chat_page(client: AsyncTestClient[Litestar], browser: d
 
 
 class GatedEmptyIndex:
-    """Finds nothing, once the test opens the gate: the answer is still being written when the page opens
-    its stream. (A finished answer replays only its outcome, without the tokens this test looks for.)
-    The app runs on the test client's own thread and loop, hence a thread-safe gate.
+    """Finds nothing, once the gate opens: the answer is still being written when the page opens its stream.
+    (A finished answer replays only its outcome, without the tokens this test looks for.)
     """
 
     def __init__(self) -> None:
-        self.gate = threading.Event()
+        self.gate = asyncio.Event()
 
     async def search(self, query: str, *, scope: SearchScope, top_k: int | None = None) -> list[Passage]:
-        await asyncio.to_thread(self.gate.wait, 30)
+        await self.gate.wait()
         return []
 
 
+def open_when_followed(engine: Any, index: GatedEmptyIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Open ``index``'s gate as soon as a stream follows an answer (it then has all of its events)."""
+    follow = engine.follow
+
+    async def following(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        async for event in follow(*args, **kwargs):
+            index.gate.set()
+            yield event
+
+    monkeypatch.setattr(engine, "follow", following)
+
+
 async def test_asking_with_htmx_streams_the_answer_and_reload_shows_it(
-    client: AsyncTestClient[Litestar], browser: dict[str, str]
+    client: AsyncTestClient[Litestar], browser: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     index = GatedEmptyIndex()
     client.app.state.runtime.retriever = index
+    open_when_followed(engine_of(client), index, monkeypatch)
     response = await client.post(
         "/chat/messages", data={"content": "What is <b>asthma</b>?", "conversation_id": ""}, headers={**HTMX, **browser}
     )
@@ -90,9 +105,6 @@ async def test_asking_with_htmx_streams_the_answer_and_reload_shows_it(
     assert f'value="{conversation_id}"' in fragment, "the composer learns the new conversation"
     assert f'id="conv-{conversation_id}"' in fragment, "the sidebar lists it"
 
-    # The test client blocks this loop while it streams, so a timer thread lets the answer go on once the
-    # stream is open and following it.
-    threading.Timer(1.0, index.gate.set).start()
     stream = await client.get(f"/chat/messages/{answer_id(fragment)}/stream")
     assert stream.headers["content-type"].startswith("text/event-stream")
     events = parse_sse(stream.text)
@@ -235,3 +247,86 @@ async def test_sources_are_listed_under_the_answer_with_citation_anchors(
     assert f'id="src-{message_id}-2"' in done_html
     assert 'href="/documents/doc-1/file#page=3"' in done_html
     assert "Not backed by" not in done_html, "a grounded answer carries no warning"
+
+
+def first_question_id(html: str) -> str:
+    found = re.findall(r'id="msg-([0-9a-f]{24})" class="message user"', html)
+    assert found, html
+    return found[0]
+
+
+async def test_every_chat_form_works_without_javascript(
+    client: AsyncTestClient[Litestar], browser: dict[str, str]
+) -> None:
+    """Each form posted as a browser without JavaScript posts it (no ``HX-Request``): a 303 to a whole page."""
+    csrf = {"_csrf_token": browser["X-CSRFToken"]}
+
+    async def submit(path: str, **fields: str) -> tuple[str, str]:
+        response = await client.post(path, data={**fields, **csrf}, follow_redirects=False)
+        assert response.status_code == 303, (path, response.status_code, response.text[:300])
+        page = await client.get(response.headers["location"])
+        assert page.status_code == 200 and "<html" in page.text, path
+        return response.headers["location"], page.text
+
+    location, html = await submit("/chat/messages", content="What is asthma?", conversation_id="")
+    conversation_id = location.removeprefix("/chat/")
+    question_id, answer = first_question_id(html), last_answer_id(html)
+    assert "message assistant complete" in html
+
+    _, html = await submit(f"/chat/messages/{answer}/regenerate")  # also the failed answer's Retry
+    assert "2 / 2" in html and last_answer_id(html) != answer
+
+    _, html = await submit(f"/chat/messages/{question_id}/edit", content="What is COPD?")
+    assert "What is COPD?" in html.split("<textarea")[0]
+
+    _, html = await submit(f"/chat/{conversation_id}/switch", message_id=question_id)
+    assert first_question_id(html) == question_id and "1 / 2" in html
+
+    _, html = await submit(f"/chat/{conversation_id}/rename", title="Asthma notes")
+    assert '<h1 id="chat-title">Asthma notes</h1>' in html
+
+    exported = await client.get(f"/chat/{conversation_id}/export", params={"format": "md"})  # a link, no form
+    assert exported.status_code == 200 and exported.text.startswith("# Asthma notes")
+
+    location, html = await submit(f"/chat/{conversation_id}/delete")
+    assert location == "/chat" and f"conv-{conversation_id}" not in html
+
+
+async def test_stop_without_javascript_shows_the_stopped_answer_on_its_page(
+    client: AsyncTestClient[Litestar], browser: dict[str, str]
+) -> None:
+    client.app.state.runtime.retriever = GatedEmptyIndex()  # never opens: the answer is still being written
+    asked = await client.post("/chat/messages", data={"content": "Tell me"}, headers={**HTMX, **browser})
+    streaming = answer_id(asked.text)
+
+    stopped = await client.post(
+        f"/chat/messages/{streaming}/stop", data={"_csrf_token": browser["X-CSRFToken"]}, follow_redirects=False
+    )
+    assert stopped.status_code == 303
+    page = await client.get(stopped.headers["location"])
+    assert "<html" in page.text and "You stopped this answer." in page.text
+
+
+async def test_an_htmx_swap_gets_the_fragment_and_a_plain_or_boosted_request_the_page(
+    client: AsyncTestClient[Litestar], browser: dict[str, str]
+) -> None:
+    """The one rule (``wants_fragment``): only an HTMX swap gets a fragment; a boosted form swaps the whole
+    body, so it gets the page (through the redirect) like a request without JavaScript."""
+    fragment = await client.post("/chat/messages", data={"content": "What is gout?"}, headers={**HTMX, **browser})
+    assert fragment.status_code == 200 and "<html" not in fragment.text and 'class="message user"' in fragment.text
+    assert fragment.headers["vary"] == "HX-Request"
+    conversation_id = fragment.headers["hx-push-url"].removeprefix("/chat/")
+    await client.get(f"/chat/messages/{answer_id(fragment.text)}/stream")
+
+    renamed = await client.post(f"/chat/{conversation_id}/rename", data={"title": "Gout"}, headers={**HTMX, **browser})
+    assert renamed.text.lstrip().startswith('<header id="chat-header"') and "<html" not in renamed.text
+
+    for headers in ({}, {**HTMX, "HX-Boosted": "true"}):
+        for path, data in (("/chat/messages", {"content": "And diet?", "conversation_id": conversation_id}),
+                           (f"/chat/{conversation_id}/rename", {"title": "Gout and diet"})):  # fmt: skip
+            response = await client.post(path, data=data, headers={**headers, **browser}, follow_redirects=False)
+            assert response.status_code == 303, (path, headers, response.text[:300])
+            assert response.headers["location"] == f"/chat/{conversation_id}"
+            assert response.headers["vary"] == "HX-Request"
+    page = await client.get(f"/chat/{conversation_id}", headers={**HTMX, "HX-Boosted": "true"})
+    assert "<html" in page.text and '<h1 id="chat-title">Gout and diet</h1>' in page.text and "And diet?" in page.text

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterator
 
 import langsmith
@@ -19,9 +18,10 @@ from medchat.app import create_app
 from medchat.platform import logging as platform_logging
 from medchat.retrieval import Passage, SearchScope
 from medchat.settings import Settings
-from tests.chat.conftest import engine_of, parse_sse, register
-from tests.conftest import in_app_loop
+from tests.support.accounts import register
+from tests.support.app import engine_of, in_app_loop
 from tests.support.fake_llm import FakeLLMServer
+from tests.support.sse import parse_sse
 
 API = "/api/v1/chat"
 EMAIL = "jo.bloggs@example.org"
@@ -66,16 +66,9 @@ def langsmith_to_fake(fake_llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch) 
     langsmith.utils.get_env_var.cache_clear()
 
 
-def trace_posts(fake_llm: FakeLLMServer, *, until: bytes, timeout: float = 10.0) -> bytes:
-    """Everything LangSmith sent (run creates and updates, batched or not), once ``until`` is among it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        sent = b"".join(
-            r.raw for r in fake_llm.requests if not r.path.startswith("/v1/") and r.method in ("POST", "PATCH")
-        )
-        if until in sent or time.monotonic() > deadline:
-            return sent
-        time.sleep(0.05)
+def trace_posts(fake_llm: FakeLLMServer) -> bytes:
+    """Everything LangSmith sent (run creates and updates, batched or not)."""
+    return b"".join(r.raw for r in fake_llm.requests if not r.path.startswith("/v1/") and r.method in ("POST", "PATCH"))
 
 
 @pytest.mark.usefixtures("restore_logging")
@@ -92,9 +85,10 @@ async def test_a_message_with_an_email_and_a_phone_number_leaves_neither_in_logs
         response = await client.post(f"{API}/messages", json={"content": QUESTION}, headers=user.headers)
         assert response.status_code == 201, response.text
         assert response.json()["user_message"]["content"] == QUESTION, "the user's own record keeps the text"
+        await in_app_loop(client, engine_of(client).wait_background())  # the model-written title, traced too
+        # Every run has ended (its outputs were queued); flushing waits until LangSmith has sent them all.
         langsmith.run_trees.get_cached_client().flush()
-        # The run is complete once its outputs (the answer) were sent.
-        traced = trace_posts(fake_llm, until=b"needs a doctor")
+        traced = trace_posts(fake_llm)
 
     # The model itself got the question (redaction for the model is off by default)...
     assert EMAIL.encode() in next(r.raw for r in fake_llm.chat_requests if r.body and r.body.get("stream"))

@@ -7,7 +7,6 @@ the user a clear message and a way to retry, keep their question, leave the answ
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,8 +16,10 @@ from litestar.testing import AsyncTestClient
 
 from medchat.app import create_app
 from medchat.settings import Settings
-from tests.chat.conftest import ChatUser, parse_sse, register
+from tests.support.accounts import ChatUser, register
+from tests.support.app import engine_of, in_app_loop
 from tests.support.fake_llm import FakeLLMServer, closed_port_url
+from tests.support.sse import parse_sse
 
 API = "/api/v1/chat"
 QUESTION = "What blood pressure is too high?"
@@ -85,12 +86,8 @@ async def test_the_title_comes_from_the_model(
     fake_llm.reply = lambda body: "Raised blood pressure" if not body.get("stream") else "It is raised [1]."
     user = await register(remote_client)
     turn = (await remote_client.post(f"{API}/messages", json={"content": QUESTION}, headers=user.headers)).json()
-    for _ in range(50):
-        title = (await conversation(remote_client, user, turn["conversation_id"]))["title"]
-        if title != QUESTION:
-            break
-        await asyncio.sleep(0.02)
-    assert title == "Raised blood pressure"
+    await in_app_loop(remote_client, engine_of(remote_client).wait_background())  # the title is written after
+    assert (await conversation(remote_client, user, turn["conversation_id"]))["title"] == "Raised blood pressure"
 
 
 FAILURES = [
@@ -160,6 +157,26 @@ async def test_a_failing_model_ends_the_event_stream_with_an_error_event(
     assert [m["status"] for m in stored["messages"]] == ["complete", "failed"]
 
 
+async def test_a_failed_answer_is_one_problem_for_the_json_route_the_stream_and_the_replay(
+    remote_client: AsyncTestClient[Litestar], fake_llm: FakeLLMServer
+) -> None:
+    user = await register(remote_client)
+    fake_llm.fail_with("status_429")
+    response = await remote_client.post(f"{API}/messages", json={"content": QUESTION}, headers=user.headers)
+
+    assert response.status_code == 503
+    problem = response.json()
+    assert list(problem) == [
+        "type", "title", "status", "detail", "code", "reason",
+        "conversation_id", "user_message_id", "message_id", "retry", "retry_after",
+    ]  # fmt: skip
+    assert problem["type"] == "https://medchat.dev/problems/llm_unavailable" and problem["status"] == 503
+    assert problem["retry_after"] == fake_llm.retry_after_seconds
+    assert response.headers["Retry-After"] == str(problem["retry_after"])
+    replayed = await remote_client.get(f"{API}/messages/{problem['message_id']}/events", headers=user.headers)
+    assert parse_sse(replayed.text)[-1] == ("error", problem), "the stored failure reads the same"
+
+
 @pytest.fixture
 async def unreachable_client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
     unreachable = settings.model_copy(
@@ -197,7 +214,7 @@ async def test_connection_refused_is_a_clear_503_and_the_question_is_kept(
 async def test_the_installed_local_model_answers_without_an_api_key(settings: Settings) -> None:
     short = settings.model_copy(update={"llm_max_output_tokens": 24})
     async with AsyncTestClient(app=create_app(short)) as client:
-        engine = client.app.state.runtime.chat_engine
+        engine = engine_of(client)
         if engine.provider.kind != "local":
             pytest.skip("the local model is not installed (medchat model install-local)")
         user = await register(client)

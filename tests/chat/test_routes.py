@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,9 +15,11 @@ from litestar.testing import AsyncTestClient
 
 from medchat.llm.local import find_local_model
 from medchat.retrieval import Passage, SearchScope
-from tests.chat.conftest import PASSWORD, ChatUser, parse_sse, register
+from tests.support.accounts import PASSWORD, ChatUser, register
 from tests.support.fake_llm import FakeLLMServer, running_fake_llm
+from tests.support.fake_retriever import FakeRetriever
 from tests.support.serve import ServeProcess
+from tests.support.sse import parse_sse
 
 API = "/api/v1/chat"
 SOURCES_ONLY_LABEL = "Sources only — no language model configured"
@@ -28,23 +29,6 @@ async def ask(client: AsyncTestClient[Litestar], user: ChatUser, content: str, *
     response = await client.post(f"{API}/messages", json={"content": content, **extra}, headers=user.headers)
     assert response.status_code == 201, response.text
     return response.json()
-
-
-class FakeRetriever:
-    """Stands in for ``medchat.retrieval.Retriever``: the same ``search`` signature and result type."""
-
-    def __init__(self) -> None:
-        self.scopes: list[SearchScope] = []
-
-    async def search(self, query: str, *, scope: SearchScope, top_k: int | None = None) -> list[Passage]:
-        self.scopes.append(scope)
-        text = "Hypertension is a blood pressure persistently at or above 140/90 mmHg. It raises stroke risk."
-        return [
-            Passage("doc-1", "Hypertension guideline", 3, "Definition", text, text[:60], 0.82, "doc-1:0"),
-            Passage(
-                "doc-2", "Stroke leaflet", 1, "", "Stroke risk rises with blood pressure.", "Stroke", 0.61, "doc-2:4"
-            ),
-        ]
 
 
 async def test_every_route_needs_a_user(client: AsyncTestClient[Litestar]) -> None:
@@ -402,13 +386,13 @@ async def read_until_tokens(lines: AsyncIterator[str], count: int) -> dict[str, 
     raise AssertionError("the stream ended early")
 
 
-async def wait_for_status(http: httpx.AsyncClient, headers: dict[str, str], conversation_id: str) -> dict[str, Any]:
-    for _ in range(300):
-        detail = (await http.get(f"{API}/conversations/{conversation_id}", headers=headers)).json()
-        if detail["messages"][-1]["status"] != "streaming":
-            return detail
-        await asyncio.sleep(0.05)
-    raise AssertionError("the answer stayed streaming")
+async def once_answered(http: httpx.AsyncClient, headers: dict[str, str], meta: dict[str, Any]) -> dict[str, Any]:
+    """The conversation once its answer is written: the answer's events followed to their end (``done`` or
+    ``error`` comes after the answer is stored)."""
+    async with http.stream("GET", f"{API}/messages/{meta['message']['id']}/events", headers=headers) as events:
+        names = [line async for line in events.aiter_lines() if line.startswith("event:")]
+    assert names[-1] in ("event: done", "event: error"), names
+    return (await http.get(f"{API}/conversations/{meta['conversation_id']}", headers=headers)).json()
 
 
 @pytest.mark.slow
@@ -422,7 +406,7 @@ async def test_a_client_that_disconnects_mid_answer_still_gets_a_stored_complete
             assert response.status_code == 200
             meta = await read_until_tokens(response.aiter_lines(), 3)
         # The connection is closed here, mid-answer; the server finishes and stores the answer anyway.
-        detail = await wait_for_status(http, headers, meta["conversation_id"])
+        detail = await once_answered(http, headers, meta)
         answer = detail["messages"][-1]
         assert answer["status"] == "complete"
         assert answer["content"].startswith("word0 word1 word2") and answer["content"].endswith("word79")
@@ -446,7 +430,7 @@ async def test_stopping_an_answer_keeps_what_was_written(live: ServeProcess) -> 
         assert message["error"]["code"] == "stopped"
         assert message["content"].startswith("word0 word1 word2")
         assert "event: error" in rest
-        detail = await wait_for_status(http, headers, meta["conversation_id"])
+        detail = await once_answered(http, headers, meta)
         assert detail["messages"][-1]["status"] == "failed"
 
 

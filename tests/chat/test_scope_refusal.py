@@ -8,9 +8,10 @@ from litestar.testing import AsyncTestClient
 
 from medchat.app import create_app
 from medchat.settings import Settings, SettingsError
-from tests.chat.conftest import engine_of, parse_sse, register, sign_in_browser
-from tests.conftest import in_app_loop
+from tests.support.accounts import register, sign_in_browser
+from tests.support.app import engine_of, in_app_loop
 from tests.support.fake_llm import FakeLLMServer
+from tests.support.sse import parse_sse
 
 API = "/api/v1/chat"
 DOSING = "How many mg of paracetamol should I give my 4 year old?"

@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 from beanie import PydanticObjectId
 
-from medchat.chat.models import Conversation, Message, utcnow
-from medchat.chat.pipeline import heuristic_title
-from medchat.chat.services import ConversationService, clean_title, decode_cursor
+from medchat.chat.answering import heuristic_title
+from medchat.chat.models import Conversation, Message
+from medchat.chat.services import ConversationService, clean_title
 from medchat.chat.tree import MessageTree
+from medchat.platform.clock import utcnow
 from medchat.platform.errors import NotFound, ValidationFailed
 from medchat.platform.events import USER_DELETED, USER_EXPORT_REQUESTED
 from medchat.runtime import Runtime
@@ -64,9 +65,9 @@ def test_titles_are_one_clean_line() -> None:
     assert heuristic_title("Asthma?") == "Asthma?"
 
 
-def test_a_foreign_cursor_is_a_validation_error() -> None:
+async def test_a_foreign_cursor_is_a_validation_error(runtime: Runtime) -> None:
     with pytest.raises(ValidationFailed):
-        decode_cursor("not-a-cursor")
+        await ConversationService().list("owner", cursor="not-a-cursor")
 
 
 async def test_list_search_is_literal_and_case_insensitive(runtime: Runtime) -> None:
@@ -91,7 +92,7 @@ async def test_cursor_pages_through_everything_once(runtime: Runtime) -> None:
         cursor = page.next_cursor
         if cursor is None:
             break
-    assert seen == [str(c.id) for c in reversed(created)]
+    assert seen == [c.id for c in reversed(created)]
 
 
 async def test_orphaned_streaming_answers_become_failed(runtime: Runtime) -> None:
@@ -138,4 +139,4 @@ async def test_account_events_delete_and_export_chat_data(runtime: Runtime) -> N
     await events.publish(USER_DELETED, user_id="leaving")
     assert await Conversation.find({"owner_id": "leaving"}).to_list() == []
     assert await Message.find({"owner_id": "leaving"}).to_list() == []
-    assert await Conversation.get(kept.id) is not None
+    assert await Conversation.get(PydanticObjectId(kept.id)) is not None

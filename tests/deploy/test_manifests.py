@@ -527,7 +527,7 @@ def test_medchat_accepts_the_configuration(overlay: str):
     secrets = secrets_from_script(OVERLAYS[overlay])["medchat-secrets"]
     settings = load_settings(medchat_settings_keys({**config, **secrets}))
     assert settings.environment == {"dev": "development", "production": "production"}[overlay]
-    assert not settings.fully_embedded, "in Kubernetes every store is a real server (the worker needs them)"
+    assert not settings.any_store_embedded, "in Kubernetes every store is a real server (the worker needs them)"
     assert str(settings.data_dir) == "/data"
     for workload in ("medchat-web", "medchat-worker"):
         mounts = {
@@ -798,7 +798,7 @@ def test_compose_configuration_is_accepted_by_medchat():
     web = _compose()["services"]["web"]
     values = {key: _interpolate(str(value), environment) for key, value in web["environment"].items()}
     settings = load_settings(medchat_settings_keys(values))
-    assert not settings.fully_embedded
+    assert not settings.any_store_embedded
     assert environment["MONGO_PASSWORD"] in values["MEDCHAT_MONGODB_URI"]
     text = (DEPLOY / "compose.yaml").read_text()
     for secret in environment.values():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -10,6 +10,7 @@ import pytest_asyncio
 
 from medchat.llm.remote import RemoteProvider
 from tests.support.fake_llm import FakeLLMServer, running_fake_llm
+from tests.support.llm import RemoteFactory
 
 LANGSMITH_VARIABLES = (
     "LANGSMITH_TRACING",
@@ -32,9 +33,6 @@ def no_langsmith(monkeypatch: pytest.MonkeyPatch) -> None:
 def fake_llm() -> Iterator[FakeLLMServer]:
     with running_fake_llm() as server:
         yield server
-
-
-RemoteFactory = Callable[..., RemoteProvider]
 
 
 @pytest_asyncio.fixture

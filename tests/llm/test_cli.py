@@ -4,7 +4,8 @@ import sys
 
 from click.testing import CliRunner
 
-from medchat.llm import local_model_status, model_cli
+from medchat.llm import model_cli
+from medchat.llm.discovery import local_model_status
 from medchat.llm.install import LOCAL_MODEL_REQUIREMENTS, _pip_install_command
 
 

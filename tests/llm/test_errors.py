@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from medchat.llm import LLMRateLimited, LLMStreamInterrupted, LLMTimeout, LLMUnavailable
+from medchat.llm.errors import LLMRateLimited, LLMStreamInterrupted, LLMTimeout, LLMUnavailable
 from medchat.platform.errors import DependencyUnavailable
 
 

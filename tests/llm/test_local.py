@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from medchat.llm import GenerationDone, GenerationRequest, TextDelta, local_model_status
+from medchat.llm import GenerationDone, GenerationRequest, TextDelta
+from medchat.llm.discovery import local_model_status
 from medchat.llm.local import LOCAL_MODEL_NAME, LocalProvider, find_local_model
 
 MODEL_PATH = find_local_model()

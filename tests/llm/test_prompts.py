@@ -3,8 +3,8 @@ from __future__ import annotations
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
-from medchat.llm import DEFAULT_SYSTEM_PROMPT, ChatTurn, ContextPassage, GenerationRequest
-from medchat.llm.prompts import NO_SOURCES_NOTE, build_prompt, to_openai_messages
+from medchat.llm import ChatTurn, ContextPassage, GenerationRequest
+from medchat.llm.prompts import DEFAULT_SYSTEM_PROMPT, NO_SOURCES_NOTE, build_prompt, to_openai_messages
 
 PASSAGES = (
     ContextPassage(1, "Hypertension guideline", 3, "Blood pressure above 140/90 mmHg on repeated readings."),

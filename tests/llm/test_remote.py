@@ -6,21 +6,18 @@ import time
 
 import pytest
 
-from medchat.llm import (
-    ContextPassage,
-    GenerationDone,
-    GenerationRequest,
+from medchat.llm import ContextPassage, GenerationDone, GenerationRequest, TextDelta
+from medchat.llm.errors import (
     LLMConnectionFailed,
     LLMRateLimited,
     LLMStreamInterrupted,
     LLMTimeout,
     LLMUnavailable,
     LLMUpstreamError,
-    TextDelta,
 )
 from medchat.llm.remote import RemoteProvider
-from tests.llm.conftest import RemoteFactory
 from tests.support.fake_llm import FakeLLMServer, closed_port_url, split_tokens
+from tests.support.llm import RemoteFactory
 
 pytestmark = pytest.mark.asyncio
 

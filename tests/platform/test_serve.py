@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -12,16 +11,9 @@ import pytest
 from pymongo import MongoClient
 
 from medchat.platform.stores import read_runtime_file
-from tests.support.serve import MEDCHAT, ServeProcess, alive, descendants
+from tests.support.serve import MEDCHAT, ServeProcess, descendants, wait_gone
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(alive(pid) for pid in pids):
-        time.sleep(0.05)
-    return {pid for pid in pids if alive(pid)}
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
@@ -37,7 +29,7 @@ def test_serve_is_ready_keeps_data_and_leaves_no_process(tmp_path: Path, stop_si
         with MongoClient(urls["mongodb_uri"]) as mongo:
             mongo.medchat.kept.insert_one({"note": "survives a restart"})
         assert server.stop(stop_signal) == 0
-    assert _wait_gone(tree) == set(), "a child process outlived medchat serve"
+    assert wait_gone(tree) == set(), "a child process outlived medchat serve"
     assert read_runtime_file(data_dir) is None
 
     with ServeProcess(data_dir) as server:
@@ -53,7 +45,7 @@ def test_children_die_when_serve_is_killed(tmp_path: Path) -> None:
         tree = descendants(server.process.pid)
         assert len({pid for pid in tree if _is_store_server(pid)}) == 2
         server.stop(signal.SIGKILL)
-    assert _wait_gone(tree, timeout=20) == set()
+    assert wait_gone(tree, timeout=20) == set()
     with ServeProcess(data_dir) as restarted:  # the data dir is free again
         assert httpx.get(f"{restarted.base_url}/readyz").status_code == 200
 
@@ -64,7 +56,7 @@ def test_store_servers_die_with_a_killed_web_worker(tmp_path: Path) -> None:
         stores = {pid for pid in tree if _is_store_server(pid)}
         for pid in tree - stores:  # the process that started the store servers, killed like a crash would
             subprocess.run(["kill", "-9", str(pid)], check=False)
-        assert _wait_gone(stores) == set()
+        assert wait_gone(stores) == set()
 
 
 def _is_store_server(pid: int) -> bool:

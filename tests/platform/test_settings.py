@@ -41,4 +41,26 @@ def test_embedded_stores_are_the_default(monkeypatch: pytest.MonkeyPatch) -> Non
         monkeypatch.delenv(name, raising=False)
     settings = Settings.load()
     assert settings.embedded_mongodb and settings.embedded_redis and settings.embedded_qdrant
-    assert settings.fully_embedded
+    assert settings.any_store_embedded
+
+
+@pytest.mark.parametrize(
+    ("urls", "any_embedded"),
+    [
+        ({}, True),
+        ({"mongodb_uri": "mongodb://db", "redis_url": "redis://cache"}, True),
+        ({"qdrant_url": "http://vectors:6333"}, True),
+        ({"mongodb_uri": "mongodb://db", "redis_url": "redis://cache", "qdrant_url": "http://vectors:6333"}, False),
+    ],
+    ids=["all-embedded", "only-qdrant-embedded", "only-qdrant-real", "all-real"],
+)
+def test_any_store_embedded_is_true_when_one_store_is(
+    urls: dict[str, str], any_embedded: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One embedded store pins serving to one process; the old name ``fully_embedded`` said otherwise."""
+    for name in ("MEDCHAT_MONGODB_URI", "MEDCHAT_REDIS_URL", "MEDCHAT_QDRANT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings.load(**urls)
+
+    assert settings.any_store_embedded is any_embedded
+    assert not hasattr(settings, "fully_embedded"), "a stale use of the misleading name must fail, not mislead"

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from qdrant_client import AsyncQdrantClient
 
-from medchat.retrieval import EdgeVectorStore, Embedder, QdrantServerVectorStore, VectorStore, default_embedder
+from medchat.retrieval.embeddings import Embedder, default_embedder
+from medchat.retrieval.vectorstore import EdgeVectorStore, QdrantServerVectorStore, VectorStore
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 MEDQUAD = REPOSITORY.parent / "shared" / "data" / "medquad" / "medquad.jsonl.gz"

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import itertools
 
-from medchat.retrieval import Heading, ParsedPage, chunk_document
+from medchat.retrieval.chunking import chunk_document
+from medchat.retrieval.document import Heading, ParsedPage
 from medchat.retrieval.parsing.markup import markdown_page
 from medchat.retrieval.tokenizer import count_tokens
 

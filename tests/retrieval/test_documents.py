@@ -2,63 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
-import time
 
 import pytest
-from fpdf import FPDF
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from PIL import Image, ImageDraw, ImageFont
 
 from medchat.platform import audit
 from medchat.settings import Settings
-from tests.conftest import RegisterUser, in_app_loop
-
-PAGE_TEXTS = [
-    "Hand hygiene. Clean hands with alcohol rub before and after every patient contact.",
-    "Sharps disposal. Place used needles in the yellow sharps bin immediately after use.",
-    "Warfarin and cranberry juice. Patients taking warfarin should avoid large amounts of cranberry juice "
-    "because it can raise the INR and increase the risk of bleeding.",
-]
-
-
-def three_page_pdf() -> bytes:
-    pdf = FPDF()
-    pdf.set_font("Helvetica", size=12)
-    for text in PAGE_TEXTS:
-        pdf.add_page()
-        pdf.multi_cell(0, 8, text)
-    return bytes(pdf.output())
-
-
-async def upload(
-    client: AsyncTestClient[Litestar],
-    headers: dict[str, str],
-    data: bytes,
-    *,
-    filename: str = "protocol.pdf",
-    scope: str = "private",
-) -> dict:
-    response = await client.post(
-        "/api/v1/documents/",
-        files={"file": (filename, data, "application/octet-stream")},
-        data={"scope": scope},
-        headers=headers,
-    )
-    assert response.status_code == 202, response.text
-    return response.json()
-
-
-async def wait_until_final(client: AsyncTestClient[Litestar], headers: dict[str, str], document_id: str) -> dict:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        document = (await client.get(f"/api/v1/documents/{document_id}", headers=headers)).json()
-        if document["status"] in ("ready", "failed"):
-            return document
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"document {document_id} still {document['status']} after 60 s")
+from tests.support.accounts import RegisterUser
+from tests.support.app import in_app_loop
+from tests.support.documents import upload, wait_until_final
+from tests.support.files import three_page_pdf
 
 
 async def search(client: AsyncTestClient[Litestar], headers: dict[str, str], query: str) -> list[dict]:
@@ -207,3 +163,40 @@ async def test_ocr_endpoint_reads_an_image(client: AsyncTestClient[Litestar], re
         "/api/v1/ocr", files={"file": ("a.txt", b"plain words", "text/plain")}, headers=user.headers
     )
     assert wrong.status_code == 415
+
+
+async def test_the_list_pages_with_the_cursors_it_hands_out(
+    client: AsyncTestClient[Litestar], register_user: RegisterUser
+) -> None:
+    owner, other = await register_user(client), await register_user(client)
+    notes = [(f"n{index}.txt", f"Note {index}: rest and fluids.".encode()) for index in range(3)]
+    mine = [(await upload(client, owner.headers, data, filename=name))["id"] for name, data in notes]
+    await upload(client, other.headers, b"Someone else's private note.", filename="other.txt")
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/api/v1/documents/", params=query, headers=owner.headers)).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(mine)), "newest first, each once, only what the owner may see"
+
+    forged = await client.get("/api/v1/documents/", params={"cursor": mine[1]}, headers=owner.headers)
+    assert (forged.status_code, forged.json()["code"]) == (400, "validation_failed")
+
+
+async def test_an_export_lists_the_users_documents_and_deletion_removes_them(
+    client: AsyncTestClient[Litestar], register_user: RegisterUser
+) -> None:
+    user = await register_user(client)
+    uploaded = await upload(client, user.headers, b"Clinic notes: ice the joint.", filename="clinic-notes.txt")
+    await wait_until_final(client, user.headers, uploaded["id"])
+
+    export = await client.get("/api/v1/users/me/export", headers=user.headers)
+    assert export.status_code == 200, export.text
+    [document] = export.json()["documents"]
+    assert (document["id"], document["filename"], document["status"]) == (uploaded["id"], "clinic-notes.txt", "ready")
+    assert "owner_id" not in document

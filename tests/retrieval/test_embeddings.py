@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from medchat.retrieval import EMBEDDING_DIM, Embedder
+from medchat.retrieval.embeddings import EMBEDDING_DIM, Embedder
 
 
 def test_vectors_are_unit_length_float32_rows(embedder: Embedder) -> None:

@@ -14,9 +14,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from medchat.llm import factory as llm_factory
-from tests.conftest import RegisteredUser, RegisterUser
-from tests.retrieval import files
-from tests.retrieval.test_documents import PAGE_TEXTS, three_page_pdf
+from tests.support import files
+from tests.support.accounts import RegisteredUser, RegisterUser
+from tests.support.files import PAGE_TEXTS, three_page_pdf
 
 HTMX = {"HX-Request": "true"}
 CSRF_COOKIE = "medchat_csrf"
@@ -54,13 +54,16 @@ def png(text: str) -> bytes:
 
 
 async def wait_for_status(client: AsyncTestClient[Litestar], document_id: str, status: str) -> str:
-    """The list fragment once the document shows ``status`` (polled as the page's live status does)."""
+    """The list fragment once the document shows ``status`` (polled as the page's live status does).
+
+    A bounded poll: the ingestion is an arq job in the app's in-process worker, and nothing waits for one job.
+    """
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         fragment = (await client.get("/documents", headers=HTMX)).text
         if re.search(rf'id="document-{document_id}" data-status="{status}"', fragment):
             return fragment
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.05)
     raise AssertionError(f"document {document_id} never became {status}")
 
 
@@ -256,3 +259,104 @@ async def test_voice_transcribes_a_browser_recording(client: AsyncTestClient[Lit
     assert fragment.status_code == 200, fragment.text
     assert 'data-kind="recording"' in fragment.text
     assert "tablets" in fragment.text.lower()
+
+
+# --- the forms without JavaScript ------------------------------------------------------------------
+BROKEN_PDF = b"%PDF-1.7\n this is not really a pdf at all"
+
+
+def form_token(csrf: dict[str, str]) -> dict[str, str]:
+    """The hidden ``_csrf_token`` field a plain form posts (no JavaScript, so no ``X-CSRFToken`` header)."""
+    return {"_csrf_token": csrf["X-CSRFToken"]}
+
+
+def assert_full_page(html: str) -> None:
+    assert "<html" in html and '<nav aria-label="Main">' in html, html[:300]
+    assert "<title>Knowledge base · medchat</title>" in html
+
+
+async def follow(client: AsyncTestClient[Litestar], response: object) -> str:
+    """The page a Post/Redirect/Get lands on: a 303 to the documents page, fetched as a browser does."""
+    assert response.status_code == 303, response.text  # type: ignore[attr-defined]
+    location = response.headers["location"]  # type: ignore[attr-defined]
+    assert location.startswith("/documents"), location
+    landed = await client.get(location)
+    assert landed.status_code == 200
+    assert_full_page(landed.text)
+    return landed.text
+
+
+async def test_upload_retry_and_delete_without_javascript_land_on_the_full_page(
+    client: AsyncTestClient[Litestar], csrf: dict[str, str]
+) -> None:
+    uploaded = await client.post(
+        "/documents",
+        files={"file": ("broken.pdf", BROKEN_PDF, "application/pdf")},
+        data={"scope": "private", **form_token(csrf)},
+        follow_redirects=False,
+    )
+    page = await follow(client, uploaded)
+    assert "was uploaded" in page
+    found = re.search(r'id="document-([0-9a-f]{24})"', page)
+    assert found, page
+    document_id = found.group(1)
+    await wait_for_status(client, document_id, "failed")
+
+    retried = await client.post(f"/documents/{document_id}/retry", data=form_token(csrf), follow_redirects=False)
+    page = await follow(client, retried)
+    assert "queued again" in page
+    assert f'id="document-{document_id}"' in page
+    await wait_for_status(client, document_id, "failed")
+
+    deleted = await client.post(f"/documents/{document_id}/delete", data=form_token(csrf), follow_redirects=False)
+    page = await follow(client, deleted)
+    assert "was deleted" in page
+    assert f'id="document-{document_id}"' not in page
+
+
+async def test_a_refused_upload_without_javascript_shows_the_page_with_the_reason(
+    client: AsyncTestClient[Litestar], csrf: dict[str, str]
+) -> None:
+    refused = await client.post(
+        "/documents",
+        files={"file": ("tool.bin", b"\x00\x01\x02MZ\x90binary", "application/octet-stream")},
+        data={"scope": "private", **form_token(csrf)},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 400
+    assert_full_page(refused.text)
+    assert "Upload refused." in refused.text
+    assert 'id="upload-form"' in refused.text, "the form is there to try again"
+
+
+async def test_upload_retry_and_delete_with_htmx_answer_the_list_fragment(
+    client: AsyncTestClient[Litestar], csrf: dict[str, str]
+) -> None:
+    uploaded = await client.post(
+        "/documents",
+        files={"file": ("broken.pdf", BROKEN_PDF, "application/pdf")},
+        data={"scope": "private"},
+        headers={**HTMX, **csrf},
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    assert uploaded.text.lstrip().startswith('<div id="document-list"') and "<html" not in uploaded.text
+    assert uploaded.headers["vary"] == "HX-Request"
+    document_id = re.search(r'id="document-([0-9a-f]{24})"', uploaded.text).group(1)  # type: ignore[union-attr]
+    await wait_for_status(client, document_id, "failed")
+
+    retried = await client.post(f"/documents/{document_id}/retry", headers={**HTMX, **csrf})
+    assert retried.status_code == 200, retried.text
+    assert retried.text.lstrip().startswith('<div id="document-list"') and "<html" not in retried.text
+    assert re.search(rf'id="document-{document_id}" data-status="(queued|processing|failed)"', retried.text)
+    await wait_for_status(client, document_id, "failed")
+
+    boosted = await client.post(
+        f"/documents/{document_id}/retry", headers={**HTMX, "HX-Boosted": "true", **csrf}, follow_redirects=False
+    )
+    assert boosted.status_code == 303, "a boosted form swaps the whole body: it gets the page"
+    await wait_for_status(client, document_id, "failed")
+
+    deleted = await client.post(f"/documents/{document_id}/delete", headers={**HTMX, **csrf})
+    assert deleted.status_code == 200
+    assert deleted.text.lstrip().startswith('<div id="document-list"') and "<html" not in deleted.text
+    assert f'id="document-{document_id}"' not in deleted.text

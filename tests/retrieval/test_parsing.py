@@ -6,8 +6,9 @@ import zipfile
 import pytest
 
 from medchat.platform.errors import UnsupportedMediaType
-from medchat.retrieval import UnreadableDocument, detect_media_type, ocr_image, parse_document, transcribe
-from tests.retrieval import files
+from medchat.retrieval.errors import UnreadableDocument
+from medchat.retrieval.parsing import detect_media_type, ocr_image, parse_document, transcribe
+from tests.support import files
 
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from medchat.retrieval import (
-    Chunk,
-    DocumentInfo,
-    Embedder,
-    ParsedPage,
-    Retriever,
-    SearchScope,
-    VectorStore,
-    chunk_document,
-)
+from medchat.retrieval import Retriever, SearchScope
+from medchat.retrieval.chunking import Chunk, chunk_document
+from medchat.retrieval.document import ParsedPage
+from medchat.retrieval.embeddings import Embedder
+from medchat.retrieval.search import DocumentInfo
+from medchat.retrieval.vectorstore import VectorStore
 
 ADMIN = SearchScope(user_id="admin", is_admin=True)
 ALICE = SearchScope(user_id="alice")

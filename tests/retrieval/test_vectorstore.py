@@ -9,9 +9,17 @@ import pytest
 from qdrant_client import AsyncQdrantClient
 
 from medchat.platform.errors import DependencyUnavailable, ServerError
-from medchat.retrieval import EdgeVectorStore, QdrantServerVectorStore, SearchMode, SearchScope, VectorStore
+from medchat.retrieval import SearchScope
 from medchat.retrieval.sparse import document_vector, query_vector
-from medchat.retrieval.vectorstore import PassagePoint, PassageRecord, point_id
+from medchat.retrieval.vectorstore import (
+    EdgeVectorStore,
+    PassagePoint,
+    PassageRecord,
+    QdrantServerVectorStore,
+    SearchMode,
+    VectorStore,
+    point_id,
+)
 
 DIM = 384
 ALICE = SearchScope(user_id="alice")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +49,28 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def wait_gone(pids: Iterable[int], timeout: float = 10.0) -> set[int]:
+    """Wait up to ``timeout`` seconds for every process of ``pids`` to exit; returns those still alive.
+
+    Waits on a pidfd per process (Linux 5.3+), which becomes readable when the process exits (a zombie counts
+    as gone, as in ``alive``): the kernel wakes the test, nothing polls.
+    """
+    pids = set(pids)
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            waiter = select.poll()
+            waiter.register(pidfd, select.POLLIN)
+            waiter.poll(max(0.0, deadline - time.monotonic()) * 1000)
+        finally:
+            os.close(pidfd)
+    return {pid for pid in pids if alive(pid)}
+
+
 @dataclass
 class ServeProcess:
     data_dir: Path
@@ -74,7 +98,10 @@ class ServeProcess:
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> float:
-        """Seconds until ``/readyz`` answered 200; raises with the server's log if it never does."""
+        """Seconds until ``/readyz`` answered 200; raises with the server's log if it never does.
+
+        A bounded poll (every 50 ms): ``medchat serve`` announces readiness only through ``/readyz``.
+        """
         assert self.process is not None
         started = time.monotonic()
         while time.monotonic() - started < timeout:

@@ -11,18 +11,16 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from beanie import PydanticObjectId
-from bson.errors import InvalidId
 from litestar import Controller, MediaType, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
 
 from medchat.auth.guards import require_admin
-from medchat.auth.models import User
 from medchat.auth.services import Accounts
 from medchat.platform import audit
 from medchat.platform.errors import NotFound
+from medchat.platform.web import page_or_fragment
 
 PAGE_SIZE = 50
 ACTIONS = ["read", "create", "update", "export", "delete", "login", "login_failed", "register"]
@@ -127,11 +125,11 @@ class AuditPages(Controller):
             "filters": filters,
             "actions": ACTIONS,
             "resource_types": RESOURCE_TYPES,
-            "actors": await _actor_names(page.items),
+            "actors": await accounts.emails_by_id({event.actor_id for event in page.items if event.actor_id}),
         }
-        wants_rows = request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request
-        template = "auth/_audit_rows.html" if wants_rows else "auth/admin_audit.html"
-        return HTMXTemplate(template_name=template, context=context, headers={"Vary": "HX-Request"})
+        return page_or_fragment(
+            request, page="auth/admin_audit.html", fragment="auth/_audit_rows.html", context=context
+        )
 
 
 async def _actor_id(accounts: Accounts, actor: str) -> str | None:
@@ -141,20 +139,6 @@ async def _actor_id(accounts: Accounts, actor: str) -> str | None:
     if "@" not in actor:
         return actor
     try:
-        return str((await accounts.find_by_email(actor)).id)
+        return (await accounts.find_by_email(actor)).id
     except NotFound:
         return _NOBODY
-
-
-async def _actor_names(events: list[audit.AuditEntry]) -> dict[str, str]:
-    """Actor id -> email, for the accounts that still exist (one read for the page)."""
-    ids: list[PydanticObjectId] = []
-    for actor_id in {event.actor_id for event in events if event.actor_id}:
-        try:
-            ids.append(PydanticObjectId(actor_id))
-        except (InvalidId, TypeError):
-            continue
-    if not ids:
-        return {}
-    users = await User.find({"_id": {"$in": ids}}).to_list()
-    return {str(user.id): user.email for user in users}

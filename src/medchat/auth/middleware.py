@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Litestar, Request
 from litestar.config.app import AppConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
@@ -18,26 +17,23 @@ from litestar.di import Provide
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
 from litestar.plugins import InitPluginProtocol
 
-from medchat.auth.guards import ANONYMOUS_REASON, Principal, current_user
+from medchat.auth.deps import provide_current_user
+from medchat.auth.guards import ANONYMOUS_REASON
 from medchat.auth.services import Accounts
 from medchat.auth.sessions import SESSION_COOKIE
 from medchat.auth.tokens import derive_key
+from medchat.platform.registry import registry_of
 from medchat.settings import Settings
 
 API_PREFIX = "/api/"
 CSRF_COOKIE = "medchat_csrf"
 NOT_AUTHENTICATED = ["^/static/", "^/ping$", "^/healthz$", "^/readyz$", "^/metrics", "^/schema", "^/swagger"]
 """Paths that never need a user: skipping them saves a Redis and a MongoDB read per static file."""
-_STATE_KEY = "auth_accounts"
-
-
-def accounts_of(app: Litestar) -> Accounts:
-    return app.state[_STATE_KEY]
 
 
 class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-        accounts = accounts_of(connection.app)
+        accounts = registry_of(connection.app.state).get(Accounts)
         header = connection.headers.get("authorization")
         if header:
             scheme, _, token = header.partition(" ")
@@ -56,7 +52,7 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
 class AuthPlugin(InitPluginProtocol):
     """Installs authentication, CSRF protection for forms and the ``current_user`` dependency on the app.
 
-    It needs ``app.state.runtime`` (set by the app's lifespan, which runs before startup hooks).
+    The middleware finds ``Accounts`` in the runtime's service registry (``app.state``, set by the lifespan).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -79,18 +75,5 @@ class AuthPlugin(InitPluginProtocol):
             cookie_samesite="lax",
             exclude=[f"^{API_PREFIX}"],
         )
-        app_config.dependencies["current_user"] = Provide(_current_user, sync_to_thread=False)
-        app_config.on_startup.append(self._start)
+        app_config.dependencies["current_user"] = Provide(provide_current_user, sync_to_thread=False)
         return app_config
-
-    def _start(self, app: Litestar) -> None:
-        app.state[_STATE_KEY] = Accounts.from_runtime(app.state.runtime)
-
-
-def _current_user(request: Request[Any, Any, Any]) -> Principal:
-    return current_user(request)
-
-
-def provide_accounts(request: Request[Any, Any, Any]) -> Accounts:
-    """The ``accounts`` dependency of auth's handlers."""
-    return accounts_of(request.app)

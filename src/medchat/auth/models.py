@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from beanie import Document, Indexed
 from pydantic import Field
 
+from medchat.platform.clock import utcnow
+
 Role = Literal["user", "admin"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class User(Document):

@@ -3,13 +3,14 @@
 Forms post urlencoded bodies (CSRF-checked by the app's ``CSRFConfig``); a form error re-renders the
 page with messages tied to their fields. Successful posts redirect: a 303 for plain browsers, an
 ``HX-Redirect`` for HTMX (boosted) requests, so the whole page, nav included, is fetched afresh.
+Routes that also answer fragments (the users list, its row actions) decide with the platform's one
+rule, ``wants_fragment``: a plain or boosted form post never gets a bare fragment.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Controller, MediaType, Response, get, post
@@ -21,15 +22,18 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_200_OK
 
 from medchat.auth.guards import Principal, principal_of, require_admin, require_user
-from medchat.auth.models import User
-from medchat.auth.routes import client_address
-from medchat.auth.services import AccountDisabled, Accounts, RegistrationClosed, to_principal
+from medchat.auth.rules import AccountDisabled, RegistrationClosed
+from medchat.auth.services import Accounts
 from medchat.auth.sessions import SESSION_COOKIE
+from medchat.auth.views import Account, principal_of_account
+from medchat.platform.clock import utcnow
 from medchat.platform.errors import AppError, Conflict, InvalidCredentials, RateLimited, ValidationFailed
+from medchat.platform.web import page_or_fragment, wants_fragment
 
 AFTER_LOGIN = "/chat"
 """Where a sign-in or a new account lands without a ``next``."""
 ADMIN_PAGE_SIZE = 50
+USERS_PAGE = "/admin/users"
 FORM_ERRORS = (ValidationFailed, Conflict, InvalidCredentials, RateLimited, AccountDisabled, RegistrationClosed)
 
 
@@ -125,13 +129,15 @@ class AccountPages(Controller):
 
     @post("/login", status_code=HTTP_200_OK, media_type=MediaType.HTML)
     async def login(
-        self, request: HTMXRequest, accounts: NamedDependency[Accounts], data: URLEncodedBody[LoginForm]
+        self,
+        request: HTMXRequest,
+        accounts: NamedDependency[Accounts],
+        client_ip: NamedDependency[str | None],
+        data: URLEncodedBody[LoginForm],
     ) -> Any:
         context = {"values": {"email": data.email}, "next": safe_next(data.next)}
         try:
-            user = await accounts.authenticate(
-                email=data.email, password=data.password, address=client_address(request)
-            )
+            user = await accounts.authenticate(email=data.email, password=data.password, address=client_ip)
         except FORM_ERRORS as error:
             return form_page("auth/login.html", error, **context)
         return await self._signed_in(request, accounts, user, safe_next(data.next))
@@ -144,11 +150,15 @@ class AccountPages(Controller):
 
     @post("/register", status_code=HTTP_200_OK, media_type=MediaType.HTML)
     async def register(
-        self, request: HTMXRequest, accounts: NamedDependency[Accounts], data: URLEncodedBody[RegisterForm]
+        self,
+        request: HTMXRequest,
+        accounts: NamedDependency[Accounts],
+        client_ip: NamedDependency[str | None],
+        data: URLEncodedBody[RegisterForm],
     ) -> Any:
         try:
             user = await accounts.register(
-                email=data.email, password=data.password, full_name=data.full_name, ip=client_address(request)
+                email=data.email, password=data.password, full_name=data.full_name, ip=client_ip
             )
         except FORM_ERRORS as error:
             values = {"email": data.email, "full_name": data.full_name}
@@ -158,15 +168,15 @@ class AccountPages(Controller):
     @post("/logout", status_code=HTTP_200_OK, media_type=MediaType.HTML)
     async def logout(self, request: HTMXRequest, accounts: NamedDependency[Accounts]) -> Response[Any]:
         if secret := request.cookies.get(SESSION_COOKIE):
-            await accounts.sessions.delete(secret)
+            await accounts.end_session(secret)
         response = redirect(request, "/")
         response.set_cookie(session_cookie(accounts, "", expire=True))
         return response
 
-    async def _signed_in(self, request: HTMXRequest, accounts: Accounts, user: User, to: str) -> Response[Any]:
+    async def _signed_in(self, request: HTMXRequest, accounts: Accounts, user: Account, to: str) -> Response[Any]:
         """A new session id on every sign-in (no fixation); the old one, if any, is dropped."""
         if old := request.cookies.get(SESSION_COOKIE):
-            await accounts.sessions.delete(old)
+            await accounts.end_session(old)
         response = redirect(request, to)
         response.set_cookie(session_cookie(accounts, await accounts.start_session(user)))
         return response
@@ -204,7 +214,7 @@ class ProfilePages(Controller):
             user = await accounts.update_profile(current_user.id, full_name=data.full_name)
         except ValidationFailed as error:
             return await self._page(accounts, current_user, error=error)
-        request.scope["user"] = to_principal(user)  # the nav on this very response shows the new name
+        request.scope["user"] = principal_of_account(user)  # the nav on this very response shows the new name
         return await self._page(accounts, current_user, notice="Your name was saved.")
 
     @post("/password", status_code=HTTP_200_OK, media_type=MediaType.HTML)
@@ -223,7 +233,7 @@ class ProfilePages(Controller):
             return await self._page(accounts, current_user, error=error)
         # Every session of this user ended with the change; this browser gets a fresh one.
         if old := request.cookies.get(SESSION_COOKIE):
-            await accounts.sessions.delete(old)
+            await accounts.end_session(old)
         page = await self._page(
             accounts, current_user, notice="Your password was changed. Other sessions were signed out."
         )
@@ -232,9 +242,12 @@ class ProfilePages(Controller):
 
     @get("/export")
     async def export(
-        self, request: HTMXRequest, current_user: NamedDependency[Principal], accounts: NamedDependency[Accounts]
+        self,
+        current_user: NamedDependency[Principal],
+        accounts: NamedDependency[Accounts],
+        client_ip: NamedDependency[str | None],
     ) -> Response[bytes]:
-        return export_response(await accounts.export(current_user.id, ip=client_address(request)))
+        return export_response(await accounts.export(current_user.id, ip=client_ip))
 
     @post("/delete", status_code=HTTP_200_OK, media_type=MediaType.HTML)
     async def delete_account(
@@ -242,14 +255,15 @@ class ProfilePages(Controller):
         request: HTMXRequest,
         current_user: NamedDependency[Principal],
         accounts: NamedDependency[Accounts],
+        client_ip: NamedDependency[str | None],
         data: URLEncodedBody[ConfirmForm],
     ) -> Response[Any]:
         try:
-            await accounts.delete_own_account(current_user.id, password=data.password, ip=client_address(request))
+            await accounts.delete_own_account(current_user.id, password=data.password, ip=client_ip)
         except (ValidationFailed, Conflict) as error:
             return await self._page(accounts, current_user, error=error)
         if secret := request.cookies.get(SESSION_COOKIE):
-            await accounts.sessions.delete(secret)
+            await accounts.end_session(secret)
         response = redirect(request, "/login?deleted=true")
         response.set_cookie(session_cookie(accounts, "", expire=True))
         return response
@@ -285,17 +299,17 @@ class AdminPages(Controller):
         page = await accounts.list_users(query=q, limit=ADMIN_PAGE_SIZE, cursor=cursor)
         context = {"users": page.items, "next_cursor": page.next_cursor, "q": q, "me": principal_of(request)}
         # The search box and "More users" ask for rows; navigation (boosted or a history restore) for the page.
-        wants_rows = request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request
-        template = "auth/_user_rows.html" if wants_rows else "auth/admin_users.html"
-        return HTMXTemplate(template_name=template, context=context, headers={"Vary": "HX-Request"})
+        return page_or_fragment(request, page="auth/admin_users.html", fragment="auth/_user_rows.html", context=context)
 
     @post("/{user_id:str}/role", status_code=HTTP_200_OK, media_type=MediaType.HTML)
     async def set_role(
         self,
         request: HTMXRequest,
+        *,
         user_id: FromPath[str],
         current_user: NamedDependency[Principal],
         accounts: NamedDependency[Accounts],
+        client_ip: NamedDependency[str | None],
         data: URLEncodedBody[RoleForm],
     ) -> Any:
         if data.role not in ("user", "admin"):
@@ -304,7 +318,7 @@ class AdminPages(Controller):
             user_id,
             role=data.role,  # type: ignore[arg-type]
             actor=current_user.id,
-            ip=client_address(request),
+            ip=client_ip,
         )
         return self._row(request, user, current_user)
 
@@ -312,13 +326,15 @@ class AdminPages(Controller):
     async def set_disabled(
         self,
         request: HTMXRequest,
+        *,
         user_id: FromPath[str],
         current_user: NamedDependency[Principal],
         accounts: NamedDependency[Accounts],
+        client_ip: NamedDependency[str | None],
         data: URLEncodedBody[DisabledForm],
     ) -> Any:
         user = await accounts.update_user(
-            user_id, disabled=data.disabled == "true", actor=current_user.id, ip=client_address(request)
+            user_id, disabled=data.disabled == "true", actor=current_user.id, ip=client_ip
         )
         return self._row(request, user, current_user)
 
@@ -326,34 +342,37 @@ class AdminPages(Controller):
     async def delete_user(
         self,
         request: HTMXRequest,
+        *,
         user_id: FromPath[str],
         current_user: NamedDependency[Principal],
         accounts: NamedDependency[Accounts],
+        client_ip: NamedDependency[str | None],
     ) -> Any:
-        await accounts.delete_account(user_id, actor=current_user.id, ip=client_address(request))
-        if request.htmx:
+        await accounts.delete_account(user_id, actor=current_user.id, ip=client_ip)
+        if wants_fragment(request):
             return Response(content="", media_type=MediaType.HTML)  # the row's outerHTML becomes nothing
-        return Redirect("/admin/users", status_code=303)
+        return redirect(request, USERS_PAGE)
 
     @get("/{user_id:str}/export")
     async def export(
         self,
-        request: HTMXRequest,
         user_id: FromPath[str],
         current_user: NamedDependency[Principal],
         accounts: NamedDependency[Accounts],
+        client_ip: NamedDependency[str | None],
     ) -> Response[bytes]:
-        return export_response(await accounts.export(user_id, actor=current_user.id, ip=client_address(request)))
+        return export_response(await accounts.export(user_id, actor=current_user.id, ip=client_ip))
 
     @staticmethod
-    def _row(request: HTMXRequest, user: User, me: Principal) -> Any:
-        if request.htmx:
+    def _row(request: HTMXRequest, user: Account, me: Principal) -> Any:
+        """The changed row for the row's own ``hx-post``; a plain (or boosted) form post goes back to the list."""
+        if wants_fragment(request):
             return HTMXTemplate(template_name="auth/_user_row.html", context={"user": user, "me": me})
-        return Redirect("/admin/users", status_code=303)
+        return redirect(request, USERS_PAGE)
 
 
 def export_response(data: dict[str, Any]) -> Response[bytes]:
-    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    stamp = utcnow().strftime("%Y%m%d")
     return Response(
         content=json.dumps(data, indent=2, ensure_ascii=False, default=str).encode(),
         media_type=MediaType.JSON,

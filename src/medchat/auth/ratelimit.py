@@ -4,6 +4,8 @@ A sliding window of one minute per key (a sorted set of attempt times). Each att
 before the password is checked, atomically with the count, so parallel guesses cannot slip past the
 limit; a successful login releases its reservation and clears the account's failures. Refused
 attempts are not recorded, so the lockout ends one minute after the last counted failure.
+The window is computed from the injected ``clock`` (the scores), not from Redis key expiry, which only
+tidies keys away; so a test can move time forward.
 Litestar's ``RateLimitConfig`` counts requests per client, not failures per account, so it does not fit.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -31,18 +34,25 @@ class Attempt:
 
 class LoginLimiter:
     def __init__(
-        self, redis: Redis, *, per_account: int, per_address: int, window_seconds: int = WINDOW_SECONDS
+        self,
+        redis: Redis,
+        *,
+        per_account: int,
+        per_address: int,
+        window_seconds: int = WINDOW_SECONDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._redis = redis
         self._limits = {"account": per_account, "address": per_address}
         self._window = window_seconds
+        self._clock = clock
 
     async def reserve(self, *, email_normalized: str, address: str | None) -> Attempt:
         """Count this attempt, or raise ``RateLimited`` with the seconds until one more is allowed."""
         keyed = [("account", _PREFIX + "account:" + digest(email_normalized))]
         if address:
             keyed.append(("address", _PREFIX + "address:" + address))
-        now = time.time()
+        now = self._clock()
         member = f"{now:.6f}:{uuid.uuid4().hex[:8]}"
         async with self._redis.pipeline(transaction=True) as pipe:
             for _, key in keyed:

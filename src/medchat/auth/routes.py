@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
@@ -25,28 +25,22 @@ from medchat.auth.schemas import (
 from medchat.auth.services import Accounts
 
 
-def client_address(request: Request[Any, Any, Any]) -> str | None:
-    return request.client.host if request.client else None
-
-
 class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ["auth"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
     @post("/register", summary="Create an account (role user) and sign in")
     async def register(
-        self, data: JSONBody[RegisterIn], accounts: NamedDependency[Accounts], request: Request[Any, Any, Any]
+        self, data: JSONBody[RegisterIn], accounts: NamedDependency[Accounts], client_ip: NamedDependency[str | None]
     ) -> TokensOut:
-        user = await accounts.register(
-            email=data.email, password=data.password, full_name=data.full_name, ip=client_address(request)
-        )
+        user = await accounts.register(email=data.email, password=data.password, full_name=data.full_name, ip=client_ip)
         return TokensOut.of(user, await accounts.issue_tokens(user))
 
     @post("/login", status_code=HTTP_200_OK, summary="Exchange email and password for tokens")
     async def login(
-        self, data: JSONBody[LoginIn], accounts: NamedDependency[Accounts], request: Request[Any, Any, Any]
+        self, data: JSONBody[LoginIn], accounts: NamedDependency[Accounts], client_ip: NamedDependency[str | None]
     ) -> TokensOut:
-        user = await accounts.authenticate(email=data.email, password=data.password, address=client_address(request))
+        user = await accounts.authenticate(email=data.email, password=data.password, address=client_ip)
         return TokensOut.of(user, await accounts.issue_tokens(user))
 
     @post("/refresh", status_code=HTTP_200_OK, summary="Rotate a refresh token into a new pair")
@@ -95,9 +89,9 @@ class UsersController(Controller):
         self,
         current_user: NamedDependency[Principal],
         accounts: NamedDependency[Accounts],
-        request: Request[Any, Any, Any],
+        client_ip: NamedDependency[str | None],
     ) -> dict[str, Any]:
-        return await accounts.export(current_user.id, ip=client_address(request))
+        return await accounts.export(current_user.id, ip=client_ip)
 
     @delete("/me", guards=[require_user], summary="Delete your account and all your data (password required)")
     async def delete_me(
@@ -105,9 +99,9 @@ class UsersController(Controller):
         data: JSONBody[PasswordConfirmIn],
         current_user: NamedDependency[Principal],
         accounts: NamedDependency[Accounts],
-        request: Request[Any, Any, Any],
+        client_ip: NamedDependency[str | None],
     ) -> None:
-        await accounts.delete_own_account(current_user.id, password=data.password, ip=client_address(request))
+        await accounts.delete_own_account(current_user.id, password=data.password, ip=client_ip)
 
     @get("/", guards=[require_admin], summary="List users (admin)")
     async def list_users(
@@ -131,10 +125,10 @@ class UsersController(Controller):
         data: JSONBody[UserPatchIn],
         current_user: NamedDependency[Principal],
         accounts: NamedDependency[Accounts],
-        request: Request[Any, Any, Any],
+        client_ip: NamedDependency[str | None],
     ) -> UserOut:
         user = await accounts.update_user(
-            user_id, role=data.role, disabled=data.disabled, actor=current_user.id, ip=client_address(request)
+            user_id, role=data.role, disabled=data.disabled, actor=current_user.id, ip=client_ip
         )
         return UserOut.of(user)
 
@@ -144,9 +138,9 @@ class UsersController(Controller):
         user_id: FromPath[str],
         current_user: NamedDependency[Principal],
         accounts: NamedDependency[Accounts],
-        request: Request[Any, Any, Any],
+        client_ip: NamedDependency[str | None],
     ) -> None:
-        await accounts.delete_account(user_id, actor=current_user.id, ip=client_address(request))
+        await accounts.delete_account(user_id, actor=current_user.id, ip=client_ip)
 
     @get("/{user_id:str}/export", guards=[require_admin], summary="Export a user's data (admin)")
     async def export_user(
@@ -154,6 +148,6 @@ class UsersController(Controller):
         user_id: FromPath[str],
         current_user: NamedDependency[Principal],
         accounts: NamedDependency[Accounts],
-        request: Request[Any, Any, Any],
+        client_ip: NamedDependency[str | None],
     ) -> dict[str, Any]:
-        return await accounts.export(user_id, actor=current_user.id, ip=client_address(request))
+        return await accounts.export(user_id, actor=current_user.id, ip=client_ip)

@@ -7,8 +7,8 @@ from typing import Literal
 
 import msgspec
 
-from medchat.auth.models import Role, User
-from medchat.auth.services import TokenPair
+from medchat.auth.models import Role
+from medchat.auth.views import Account, TokenPair
 
 
 class RegisterIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -54,9 +54,9 @@ class UserOut(msgspec.Struct):
     last_login_at: datetime | None
 
     @classmethod
-    def of(cls, user: User) -> UserOut:
+    def of(cls, user: Account) -> UserOut:
         return cls(
-            id=str(user.id),
+            id=user.id,
             email=user.email,
             full_name=user.full_name,
             role=user.role,
@@ -75,7 +75,7 @@ class TokensOut(msgspec.Struct):
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth token type, not a secret
 
     @classmethod
-    def of(cls, user: User, tokens: TokenPair) -> TokensOut:
+    def of(cls, user: Account, tokens: TokenPair) -> TokensOut:
         return cls(
             user=UserOut.of(user),
             access_token=tokens.access_token,

@@ -1,49 +1,42 @@
 """Conversations, messages, the provenance graph, the answer pipeline and its safety checks.
 
-Public surface: ``router`` (API + pages), ``document_models``, ``event_handlers`` (user deletion and
-export), ``ChatEngine`` (built once per process by the runtime, which gives it the language model, the
-passage search and the per-user ``ChatLimits``), and the PHI redaction the composition layer installs
-everywhere text leaves the process: ``phi_scrubber`` for logs (``platform.logging.add_scrubber``) and
-``redact_phi`` for LLM traces (``llm.build_provider(..., redact=...)``).
+Public surface: ``router`` (API + pages), ``document_models``, ``ChatEngine`` (built once per process
+by the runtime, which gives it the language model, the passage search and the per-user ``ChatLimits``,
+and registers it), and the PHI redaction the composition layer installs everywhere text leaves the
+process: ``phi_scrubber`` for logs (``platform.logging.add_scrubber``) and ``redact_phi`` for LLM
+traces (``llm.build_provider(..., redact=...)``).
+
+What leaves the module is frozen (msgspec structs, frozen dataclasses) or plain data; the Beanie
+documents stay inside. ``ChatEngine.delete_owner_data`` and ``ChatEngine.export_owner_data`` (keyword
+``user_id``) handle ``USER_DELETED`` and ``USER_EXPORT_REQUESTED``; the runtime subscribes them.
 """
 
-from litestar import Router
+from typing import TYPE_CHECKING
 
-from medchat.chat.limits import ChatLimits
 from medchat.chat.models import Conversation, Message
-from medchat.chat.pages import page_handlers
-from medchat.chat.pipeline import ChatEngine, PassageSearch, no_passages
-from medchat.chat.routes import ChatController
 from medchat.chat.safety import redact_phi
 from medchat.chat.safety import structlog_scrubber as phi_scrubber
-from medchat.chat.services import ConversationService
-from medchat.platform.events import USER_DELETED, USER_EXPORT_REQUESTED
+from medchat.platform.lazy import lazy_exports
 
+if TYPE_CHECKING:
+    from litestar import Router
 
-async def _delete_user_data(*, user_id: str) -> int:
-    return await ConversationService().delete_user_data(user_id)
+    from medchat.chat.answering import ChatEngine
+    from medchat.chat.limits import ChatLimits
 
-
-async def _export_user_data(*, user_id: str) -> dict[str, object]:
-    return await ConversationService().export_user_data(user_id)
-
+    router: Router
 
 document_models: list[type] = [Conversation, Message]
-event_handlers: dict[str, object] = {
-    USER_DELETED: _delete_user_data,
-    USER_EXPORT_REQUESTED: _export_user_data,
-}
 
-router = Router(path="/", route_handlers=[*page_handlers, ChatController])
+__getattr__ = lazy_exports(
+    __name__,
+    {"ChatEngine": "medchat.chat.answering", "ChatLimits": "medchat.chat.limits", "router": "medchat.chat.web"},
+)
 
 __all__ = [
     "ChatEngine",
     "ChatLimits",
-    "ConversationService",
-    "PassageSearch",
     "document_models",
-    "event_handlers",
-    "no_passages",
     "phi_scrubber",
     "redact_phi",
     "router",

@@ -2,8 +2,9 @@
 
 Two layers on purpose: markdown-it never passes HTML through (``html=False`` escapes it), and nh3
 removes whatever the renderer still emitted that is not on the allow-list (tags, ``on*`` attributes,
-``javascript:`` and other non-web URLs). ``[n]`` becomes a link to the answer's n-th source when that
-source exists.
+``javascript:`` and other non-web URLs). Citations are read by ``parse_citations``, as the grounding
+check reads them: ``[n]`` becomes a link to the answer's n-th source when that source exists, and in a
+group or range (``[1, 2]``, ``[1-3]``) each number written links to its own source.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markupsafe import Markup
 
-CITATION = re.compile(r"\[(\d{1,3})\]")
+from medchat.chat.safety.citations import parse_citations
+
+_NUMBER = re.compile(r"\d+")
 
 ALLOWED_TAGS = frozenset(
     {
@@ -37,7 +40,7 @@ URL_SCHEMES = frozenset({"http", "https", "mailto"})
 
 
 def _citation_links(state: StateCore) -> None:
-    """Turn ``[n]`` in text into a link to ``#<prefix>-n`` (``env["citations"]`` = (prefix, count))."""
+    """Link citations in text to ``#<prefix>-n`` (``env["citations"]`` = (prefix, count))."""
     prefix, count = state.env.get("citations", ("", 0))
     if not prefix or not count:
         return
@@ -51,23 +54,39 @@ def _citation_links(state: StateCore) -> None:
                 inside_link = True
             elif child.type == "link_close":
                 inside_link = False
-            if child.type != "text" or inside_link or not CITATION.search(child.content):
+            if child.type != "text" or inside_link:
                 children.append(child)
-                continue
-            position = 0
-            for match in CITATION.finditer(child.content):
-                number = int(match.group(1))
-                if not 1 <= number <= count:
-                    continue
-                if match.start() > position:
-                    children.append(_text(child.content[position : match.start()]))
-                link = Token("link_open", "a", 1)
-                link.attrs = {"href": f"#{prefix}-{number}", "class": "cite"}
-                children += [link, _text(match.group(0)), Token("link_close", "a", -1)]
-                position = match.end()
-            if position < len(child.content):
-                children.append(_text(child.content[position:]))
+            else:
+                children += _linked(child.content, prefix, count)
         block.children = children
+
+
+def _linked(content: str, prefix: str, count: int) -> list[Token]:
+    """``content`` as text tokens with a link on every number of a citation group that names a source.
+
+    A lone ``[n]`` is linked whole (the bigger target); in ``[1, 2]`` or ``[1-3]`` each number written is."""
+    tokens: list[Token] = []
+    position = 0
+    for group in parse_citations(content):
+        numbers = [match for match in _NUMBER.finditer(content, group.start, group.end) if 1 <= int(match[0]) <= count]
+        if not numbers:
+            continue
+        whole = len(numbers) == 1 and len(group.items) == 1 and group.items[0].low == group.items[0].high
+        spans = (
+            [(group.start, group.end, int(numbers[0][0]))]
+            if whole
+            else [(match.start(), match.end(), int(match[0])) for match in numbers]
+        )
+        for start, end, number in spans:
+            if start > position:
+                tokens.append(_text(content[position:start]))
+            link = Token("link_open", "a", 1)
+            link.attrs = {"href": f"#{prefix}-{number}", "class": "cite"}
+            tokens += [link, _text(content[start:end]), Token("link_close", "a", -1)]
+            position = end
+    if position < len(content) or not tokens:
+        tokens.append(_text(content[position:]))
+    return tokens
 
 
 def _text(content: str) -> Token:
@@ -96,7 +115,7 @@ def sanitize(html: str) -> str:
 
 
 def render_markdown(text: str, *, citation_prefix: str = "", source_count: int = 0) -> Markup:
-    """Safe HTML for ``text``; with a prefix, ``[n]`` (1 ≤ n ≤ ``source_count``) links to ``#prefix-n``."""
+    """Safe HTML for ``text``; with a prefix, each cited ``n`` (1 ≤ n ≤ ``source_count``) links to ``#prefix-n``."""
     if not text:
         return Markup("")
     html = _parser().render(text, {"citations": (citation_prefix, source_count)})

@@ -8,12 +8,14 @@ assistant message itself, so one read of a conversation's messages rebuilds its 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import pymongo
 from beanie import Document
 from pydantic import BaseModel, Field
+
+from medchat.platform.clock import utcnow
 
 Role = Literal["user", "assistant"]
 Status = Literal["complete", "failed", "streaming"]
@@ -22,24 +24,22 @@ TitleSource = Literal["default", "heuristic", "model", "user"]
 DEFAULT_TITLE = "New conversation"
 
 
-def utcnow() -> datetime:
-    """Now, to the millisecond: what MongoDB keeps, so cursors built from stored times compare exactly."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
 async def set_fields(document: type[Document], query: dict[str, Any], values: dict[str, Any]) -> int:
-    """``$set`` of plain (string, number, bool) fields of one document; returns how many matched.
+    """``$set`` of ``values`` on the one document matching ``query``; returns how many matched (0 or 1).
 
-    Never pass a top-level datetime: the embedded nx-27017 stores a ``$set`` datetime as a string
-    (nested ones survive), which breaks sorting and cursors. Use ``replace_where`` for those.
+    Any BSON value keeps its type (datetimes, booleans: the embedded store too, see
+    ``medchat.platform.nx_server``); extra conditions in ``query`` make it a conditional write.
     """
     result = await document.get_pymongo_collection().update_one(query, {"$set": values})
     return result.matched_count
 
 
 async def replace_where(document: Document, **conditions: Any) -> bool:
-    """Write the whole document back if it still matches ``conditions`` (read-modify-write, keeps types)."""
+    """Write the whole document back only if it still matches ``conditions``; returns whether it did.
+
+    A compare-and-set for writes that change many fields at once, e.g. finishing an answer only while
+    it is still ``streaming`` (a stop or a crash clean-up may have finished it first).
+    """
     values = document.model_dump(by_alias=True, exclude={"id", "revision_id"})
     result = await type(document).get_pymongo_collection().replace_one({"_id": document.id, **conditions}, values)
     return result.matched_count > 0

@@ -1,7 +1,8 @@
 """The chat module's HTML: the home page, the chat page and its HTMX fragments, and the UI's answer stream.
 
-Every form has a real ``action`` and works without JavaScript (the answer is then written before the
-redirect); with HTMX the question's turn comes back as a fragment whose answer streams over SSE from
+Every form has a real ``action`` and works without JavaScript: a plain (or boosted) post is answered
+with a 303 to the conversation's page (an answer is written before that redirect). Only an HTMX swap
+(``wants_fragment``) gets a fragment: the question's turn, whose answer streams over SSE from
 ``/chat/messages/{id}/stream`` as HTML pieces: ``sources``, ``token`` (escaped text), and ``done`` or
 ``failed`` (the finished message, which replaces the streaming one and so closes the stream).
 """
@@ -20,22 +21,15 @@ from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage,
 from markupsafe import escape
 
 from medchat.auth import Principal, require_user
+from medchat.chat.answering import AnswerEvent, AnswerRun, ChatEngine, Failed, Finished, SourcesFound, Token
 from medchat.chat.limits import ChatLimits, unlimited
 from medchat.chat.markdown import render_markdown
-from medchat.chat.pipeline import AnswerEvent, AnswerRun, ChatEngine, Failed, Finished, SourcesFound, Token
-from medchat.chat.routes import SSE_RETRY_MS, audit_conversation, chat_dependencies, export_download
-from medchat.chat.schemas import (
-    ConversationDetail,
-    ConversationOut,
-    LimitsOut,
-    MessageCreate,
-    conversation_out,
-    message_out,
-)
+from medchat.chat.routes import SSE_RETRY_MS, export_download
+from medchat.chat.schemas import ConversationDetail, ConversationOut, LimitsOut, MessageCreate, conversation_out
 from medchat.chat.services import ConversationService
+from medchat.platform.web import wants_fragment
 
 SIDEBAR_SIZE = 50
-VARY = {"Vary": "HX-Request"}
 
 
 @get("/", include_in_schema=False, exclude_from_auth=True)
@@ -64,8 +58,8 @@ class SwitchForm:
     message_id: str = ""
 
 
-def page_context(request: Request[Any, Any, Any], caller: Principal, **values: Any) -> dict[str, Any]:
-    engine: NamedDependency[ChatEngine] = request.app.state.runtime.chat_engine
+def page_context(caller: Principal, engine: ChatEngine, **values: Any) -> dict[str, Any]:
+    """What every chat template may use, and ``values``."""
     return {
         "current_user": caller,
         "md": render_markdown,
@@ -88,7 +82,11 @@ def render(request: Request[Any, Any, Any], template: str, **context: Any) -> st
 
 
 async def ui_events(
-    request: Request[Any, Any, Any], caller: Principal, engine: ChatEngine, events: AsyncIterator[AnswerEvent]
+    request: Request[Any, Any, Any],
+    caller: Principal,
+    engine: ChatEngine,
+    conversations: ConversationService,
+    events: AsyncIterator[AnswerEvent],
 ) -> AsyncIterator[ServerSentEventMessage]:
     yield ServerSentEventMessage(retry=SSE_RETRY_MS, data=None, comment="medchat answer stream")
     async for event in events:
@@ -99,12 +97,12 @@ async def ui_events(
         elif isinstance(event, Token):
             yield ServerSentEventMessage(event="token", data=str(escape(event.text)))
         elif isinstance(event, Finished | Failed):
-            conversation = await _conversation_or_none(engine.conversations, caller.id, event.message.conversation_id)
+            conversation = await _conversation_or_none(conversations, caller.id, event.message.conversation_id)
             budget = await _budget_or_none(engine, caller)
             html = render(
                 request,
                 "chat/_finished.html",
-                **page_context(request, caller, message=event.message, conversation=conversation, budget=budget),
+                **page_context(caller, engine, message=event.message, conversation=conversation, budget=budget),
             )
             # Not "error": EventSource also fires onerror for an event of that name, and would reconnect.
             yield ServerSentEventMessage(event="done" if isinstance(event, Finished) else "failed", data=html)
@@ -130,57 +128,53 @@ class ChatPages(Controller):
     path = "/chat"
     include_in_schema = False
     guards = [require_user]  # noqa: RUF012 - Litestar reads these class attributes
-    dependencies = chat_dependencies
 
     async def _page(
         self,
-        request: HTMXRequest,
         caller: Principal,
+        engine: ChatEngine,
         conversations: ConversationService,
         *,
         detail: ConversationDetail | None,
         q: str | None,
     ) -> Template:
         listing = await conversations.list(caller.id, limit=SIDEBAR_SIZE, q=q)
-        engine: ChatEngine = request.app.state.runtime.chat_engine
         return HTMXTemplate(
             template_name="chat/page.html",
             context=page_context(
-                request,
                 caller,
+                engine,
                 conversation=detail,
                 thread=detail.messages if detail else [],
                 conversations=listing.items,
                 q=q or "",
                 budget=await budget_of(engine, caller),
             ),
-            headers=VARY,
         )
 
     @get("/")
     async def new_chat(
         self,
-        request: HTMXRequest,
         caller: NamedDependency[Principal],
+        engine: NamedDependency[ChatEngine],
         conversations: NamedDependency[ConversationService],
         q: FromQuery[str | None] = None,
     ) -> Template:
-        return await self._page(request, caller, conversations, detail=None, q=q)
+        return await self._page(caller, engine, conversations, detail=None, q=q)
 
     @get("/{conversation_id:str}")
     async def show_conversation(
         self,
-        request: HTMXRequest,
         *,
         caller: NamedDependency[Principal],
+        engine: NamedDependency[ChatEngine],
         conversations: NamedDependency[ConversationService],
         conversation_id: FromPath[str],
         client_ip: NamedDependency[str | None],
         q: FromQuery[str | None] = None,
     ) -> Template:
-        detail = await conversations.detail(caller.id, conversation_id)
-        await audit_conversation("read", caller, detail.id, client_ip)
-        return await self._page(request, caller, conversations, detail=detail, q=q)
+        detail = await conversations.detail(caller.id, conversation_id, ip=client_ip)
+        return await self._page(caller, engine, conversations, detail=detail, q=q)
 
     @get("/conversations")
     async def conversation_list(
@@ -191,73 +185,71 @@ class ChatPages(Controller):
         q: Annotated[str | None, QueryParameter(max_length=100)] = None,
         current: FromQuery[str | None] = None,
     ) -> Response[Any]:
-        """The sidebar list (HTMX search); without HTMX, the chat page filtered by ``q``."""
-        if not request.htmx:
-            return Redirect(path="/chat", query_params={"q": q} if q else None)
+        """The sidebar list (HTMX search); otherwise the chat page filtered by ``q``."""
+        if not wants_fragment(request):
+            return Redirect(path="/chat", query_params={"q": q} if q else None, status_code=303)
         listing = await conversations.list(caller.id, limit=SIDEBAR_SIZE, q=q)
         return HTMXTemplate(
             template_name="chat/_conversation_list.html",
             context={"conversations": listing.items, "q": q or "", "current_id": current},
-            headers=VARY,
         )
 
     @post("/messages")
     async def ask(
         self,
         request: HTMXRequest,
+        *,
         caller: NamedDependency[Principal],
         engine: NamedDependency[ChatEngine],
+        conversations: NamedDependency[ConversationService],
         data: URLEncodedBody[AskForm],
         client_ip: NamedDependency[str | None],
     ) -> Response[Any]:
         run = await engine.ask(
             caller, MessageCreate(content=data.content, conversation_id=data.conversation_id or None), ip=client_ip
         )
-        if not request.htmx:
+        if not wants_fragment(request):
             return await self._after_answer(run)
-        turn = run.turn
-        conversation_id = str(turn.conversation.id)
-        push = f"/chat/{conversation_id}" if turn.created_conversation else False
-        meta = run.events[0]
-        listing = await engine.conversations.list(caller.id, limit=SIDEBAR_SIZE) if turn.created_conversation else None
+        meta = run.meta
+        created = meta.created_conversation
+        listing = await conversations.list(caller.id, limit=SIDEBAR_SIZE) if created else None
         return HTMXTemplate(
             template_name="chat/_turn.html",
             context=page_context(
-                request,
                 caller,
-                user_message=meta.user_message,  # type: ignore[union-attr]
-                message=meta.message,  # type: ignore[union-attr]
-                conversation=conversation_out(turn.conversation),
-                created=turn.created_conversation,
+                engine,
+                user_message=meta.user_message,
+                message=meta.message,
+                conversation=meta.conversation,
+                created=created,
                 conversations=listing.items if listing else [],
                 q="",
-                budget=turn.budgets.out() if turn.budgets else None,
+                budget=run.budgets.out() if run.budgets else None,
             ),
-            push_url=push,
-            headers=VARY,
+            push_url=f"/chat/{meta.conversation.id}" if created else False,
         )
 
     @post("/messages/{message_id:str}/regenerate")
     async def regenerate(
         self,
         request: HTMXRequest,
+        *,
         caller: NamedDependency[Principal],
         engine: NamedDependency[ChatEngine],
+        conversations: NamedDependency[ConversationService],
         message_id: FromPath[str],
         client_ip: NamedDependency[str | None],
     ) -> Response[Any]:
         """A new answer to the question of answer ``message_id``, as a sibling branch."""
-        answer = await engine.conversations.get_message(caller.id, message_id)
+        answer = await conversations.get_message(caller.id, message_id)
         question_id = answer.parent_id if answer.role == "assistant" else str(answer.id)
         run = await engine.ask(
             caller, MessageCreate(conversation_id=answer.conversation_id, parent_id=question_id), ip=client_ip
         )
-        if not request.htmx:
+        if not wants_fragment(request):
             return await self._after_answer(run)
         return HTMXTemplate(
-            template_name="chat/_message.html",
-            context=page_context(request, caller, message=run.events[0].message),  # type: ignore[union-attr]
-            headers=VARY,
+            template_name="chat/_message.html", context=page_context(caller, engine, message=run.meta.message)
         )
 
     @post("/messages/{message_id:str}/edit")
@@ -267,20 +259,22 @@ class ChatPages(Controller):
         *,
         caller: NamedDependency[Principal],
         engine: NamedDependency[ChatEngine],
+        conversations: NamedDependency[ConversationService],
         message_id: FromPath[str],
         data: URLEncodedBody[EditForm],
         client_ip: NamedDependency[str | None],
     ) -> Response[Any]:
         """The edited question in a sibling branch; answers with the new thread."""
-        question = await engine.conversations.get_message(caller.id, message_id)
+        question = await conversations.get_message(caller.id, message_id)
         run = await engine.ask(
             caller,
             MessageCreate(content=data.content, conversation_id=question.conversation_id, edit_of=message_id),
             ip=client_ip,
         )
-        if not request.htmx:
+        if not wants_fragment(request):
             return await self._after_answer(run)
-        return await self._thread(request, caller, engine.conversations, question.conversation_id)
+        detail = await conversations.detail(caller.id, question.conversation_id, ip=client_ip)
+        return self._thread(caller, engine, detail)
 
     @post("/messages/{message_id:str}/stop")
     async def stop(
@@ -291,40 +285,39 @@ class ChatPages(Controller):
         message_id: FromPath[str],
     ) -> Response[Any]:
         stopped = await engine.stop(caller.id, message_id)
-        if not request.htmx:
-            return Redirect(path=f"/chat/{stopped.conversation_id}")
-        detail = await engine.conversations.detail(caller.id, stopped.conversation_id)
-        message = next((m for m in detail.messages if m.id == message_id), None)
-        return HTMXTemplate(
-            template_name="chat/_message.html",
-            context=page_context(request, caller, message=message or message_out(stopped)),
-            headers=VARY,
-        )
+        if not wants_fragment(request):
+            return Redirect(path=f"/chat/{stopped.conversation_id}", status_code=303)
+        return HTMXTemplate(template_name="chat/_message.html", context=page_context(caller, engine, message=stopped))
 
     @get("/messages/{message_id:str}/stream")
     async def stream(
         self,
         request: HTMXRequest,
+        *,
         caller: NamedDependency[Principal],
         engine: NamedDependency[ChatEngine],
+        conversations: NamedDependency[ConversationService],
         message_id: FromPath[str],
     ) -> ServerSentEvent:
-        await engine.conversations.get_message(caller.id, message_id)
-        return ServerSentEvent(ui_events(request, caller, engine, engine.follow(caller.id, message_id)))
+        await conversations.get_message(caller.id, message_id)  # 404 before the stream starts
+        events = engine.follow(caller.id, message_id)
+        return ServerSentEvent(ui_events(request, caller, engine, conversations, events))
 
     @post("/{conversation_id:str}/switch")
     async def switch(
         self,
         request: HTMXRequest,
+        *,
         caller: NamedDependency[Principal],
+        engine: NamedDependency[ChatEngine],
         conversations: NamedDependency[ConversationService],
         conversation_id: FromPath[str],
         data: URLEncodedBody[SwitchForm],
     ) -> Response[Any]:
-        await conversations.switch_branch(caller.id, conversation_id, message_id=data.message_id)
-        if not request.htmx:
-            return Redirect(path=f"/chat/{conversation_id}")
-        return await self._thread(request, caller, conversations, conversation_id)
+        detail = await conversations.switch_branch(caller.id, conversation_id, message_id=data.message_id)
+        if not wants_fragment(request):
+            return Redirect(path=f"/chat/{conversation_id}", status_code=303)
+        return self._thread(caller, engine, detail)
 
     @post("/{conversation_id:str}/rename")
     async def rename(
@@ -332,19 +325,18 @@ class ChatPages(Controller):
         request: HTMXRequest,
         *,
         caller: NamedDependency[Principal],
+        engine: NamedDependency[ChatEngine],
         conversations: NamedDependency[ConversationService],
         conversation_id: FromPath[str],
         data: URLEncodedBody[TitleForm],
         client_ip: NamedDependency[str | None],
     ) -> Response[Any]:
-        conversation = await conversations.rename(caller.id, conversation_id, title=data.title)
-        await audit_conversation("update", caller, conversation_id, client_ip, field="title")
-        if not request.htmx:
-            return Redirect(path=f"/chat/{conversation_id}")
+        conversation = await conversations.rename(caller.id, conversation_id, title=data.title, ip=client_ip)
+        if not wants_fragment(request):
+            return Redirect(path=f"/chat/{conversation_id}", status_code=303)
         return HTMXTemplate(
             template_name="chat/_header.html",
-            context=page_context(request, caller, conversation=conversation_out(conversation), renamed=True),
-            headers=VARY,
+            context=page_context(caller, engine, conversation=conversation, renamed=True),
         )
 
     @post("/{conversation_id:str}/delete")
@@ -356,11 +348,10 @@ class ChatPages(Controller):
         conversation_id: FromPath[str],
         client_ip: NamedDependency[str | None],
     ) -> Response[Any]:
-        await conversations.delete(caller.id, conversation_id)
-        await audit_conversation("delete", caller, conversation_id, client_ip)
-        if request.htmx:
-            return ClientRedirect(redirect_to="/chat")
-        return Redirect(path="/chat")
+        await conversations.delete(caller.id, conversation_id, ip=client_ip)
+        if wants_fragment(request):
+            return ClientRedirect(redirect_to="/chat")  # the page it was on is gone: htmx loads the new chat
+        return Redirect(path="/chat", status_code=303)
 
     @get("/{conversation_id:str}/export")
     async def export(
@@ -374,20 +365,16 @@ class ChatPages(Controller):
         return await export_download(conversations, caller, conversation_id, client_ip, format=format)
 
     # --- helpers -------------------------------------------------------------------------------
-    async def _thread(
-        self, request: HTMXRequest, caller: Principal, conversations: ConversationService, conversation_id: str
-    ) -> Template:
-        detail = await conversations.detail(caller.id, conversation_id)
+    def _thread(self, caller: Principal, engine: ChatEngine, detail: ConversationDetail) -> Template:
         return HTMXTemplate(
             template_name="chat/_thread.html",
-            context=page_context(request, caller, conversation=detail, thread=detail.messages),
-            headers=VARY,
+            context=page_context(caller, engine, conversation=detail, thread=detail.messages),
         )
 
     async def _after_answer(self, run: AnswerRun) -> Response[Any]:
-        """Without JavaScript: wait for the answer (stored either way), then show the conversation."""
+        """Without JavaScript (or boosted): wait for the answer (stored either way), then show the conversation."""
         await run.wait()
-        return Redirect(path=f"/chat/{run.turn.conversation.id}", status_code=303)
+        return Redirect(path=f"/chat/{run.meta.conversation.id}", status_code=303)
 
 
 page_handlers = [home_page, ChatPages]

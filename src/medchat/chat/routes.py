@@ -7,15 +7,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from medchat.auth import Principal, require_user
-from medchat.chat.limits import ChatLimits, unlimited
-from medchat.chat.pipeline import (
+from medchat.chat.answering import (
     AnswerEvent,
-    AnswerFailed,
     ChatEngine,
     Failed,
     Finished,
@@ -23,6 +21,7 @@ from medchat.chat.pipeline import (
     SourcesFound,
     Token,
 )
+from medchat.chat.limits import ChatLimits, unlimited
 from medchat.chat.schemas import (
     BranchSwitch,
     ConversationCreate,
@@ -35,62 +34,18 @@ from medchat.chat.schemas import (
     MessageCreate,
     MessageOut,
     TurnOut,
-    conversation_out,
-    message_out,
 )
 from medchat.chat.services import ConversationService
-from medchat.platform import audit
 
 EVENT_STREAM = "text/event-stream"
 SSE_RETRY_MS = 3000
 
 
-def provide_engine(request: Request[Any, Any, Any]) -> ChatEngine:
-    return request.app.state.runtime.chat_engine
-
-
-def provide_conversations(engine: NamedDependency[ChatEngine]) -> ConversationService:
-    return engine.conversations
-
-
-def provide_limits(engine: NamedDependency[ChatEngine]) -> ChatLimits | None:
-    return engine.limits
-
-
-def provide_caller(request: Request[Any, Any, Any]) -> Principal:
-    """``request.user`` after ``require_user`` has let the request in."""
-    return request.user
-
-
-chat_dependencies = {
-    "engine": Provide(provide_engine, sync_to_thread=False),
-    "conversations": Provide(provide_conversations, sync_to_thread=False),
-    "limits": Provide(provide_limits, sync_to_thread=False),
-    "caller": Provide(provide_caller, sync_to_thread=False),
-}
-
-
-async def audit_conversation(
-    action: str, caller: Principal, conversation_id: str, ip: str | None, *, content: str | None = None, **details: Any
-) -> None:
-    """One audit event on a conversation (ids and formats only; ``content`` is stored as its hash)."""
-    await audit.record(
-        action,
-        actor_id=caller.id,
-        resource_type="conversation",
-        resource_id=conversation_id,
-        ip=ip,
-        content=content,
-        **details,
-    )
-
-
 async def export_download(
     conversations: ConversationService, caller: Principal, conversation_id: str, ip: str | None, *, format: str
 ) -> Response[str]:
-    """The conversation as a file to save (``md`` or ``json``), recorded in the audit log as an export."""
-    exported = await conversations.export(caller.id, conversation_id, format=format)
-    await audit_conversation("export", caller, conversation_id, ip, content=exported.body, format=format)
+    """The conversation as a file to save (``md`` or ``json``); the service records the export."""
+    exported = await conversations.export(caller.id, conversation_id, format=format, ip=ip)
     return Response(
         exported.body,
         media_type=exported.media_type,
@@ -122,7 +77,7 @@ def api_event(event: AnswerEvent) -> ServerSentEventMessage:
         return ServerSentEventMessage(event="token", data=encode({"text": event.text}))
     if isinstance(event, Finished):
         return ServerSentEventMessage(event="done", data=encode({"message": event.message}))
-    return ServerSentEventMessage(event="error", data=encode(event.problem))
+    return ServerSentEventMessage(event="error", data=encode(event.error.to_problem()))
 
 
 async def api_events(events: AsyncIterator[AnswerEvent]) -> AsyncIterator[ServerSentEventMessage]:
@@ -135,7 +90,6 @@ class ChatController(Controller):
     path = "/api/v1/chat"
     tags = ["chat"]  # noqa: RUF012 - Litestar reads this class attribute
     guards = [require_user]  # noqa: RUF012
-    dependencies = chat_dependencies
 
     @post("/conversations", status_code=201)
     async def create_conversation(
@@ -145,9 +99,7 @@ class ChatController(Controller):
         data: JSONBody[ConversationCreate],
         client_ip: NamedDependency[str | None],
     ) -> ConversationOut:
-        conversation = await conversations.create(caller.id, title=data.title)
-        await audit_conversation("create", caller, str(conversation.id), client_ip)
-        return conversation_out(conversation)
+        return await conversations.create(caller.id, title=data.title, ip=client_ip)
 
     @get("/conversations")
     async def list_conversations(
@@ -170,9 +122,7 @@ class ChatController(Controller):
         client_ip: NamedDependency[str | None],
     ) -> ConversationDetail:
         """The conversation with its thread: the messages from the first to the active branch's last."""
-        detail = await conversations.detail(caller.id, conversation_id)
-        await audit_conversation("read", caller, detail.id, client_ip)
-        return detail
+        return await conversations.detail(caller.id, conversation_id, ip=client_ip)
 
     @patch("/conversations/{conversation_id:str}")
     async def rename_conversation(
@@ -183,9 +133,7 @@ class ChatController(Controller):
         data: JSONBody[ConversationUpdate],
         client_ip: NamedDependency[str | None],
     ) -> ConversationOut:
-        conversation = await conversations.rename(caller.id, conversation_id, title=data.title)
-        await audit_conversation("update", caller, conversation_id, client_ip, field="title")
-        return conversation_out(conversation)
+        return await conversations.rename(caller.id, conversation_id, title=data.title, ip=client_ip)
 
     @delete("/conversations/{conversation_id:str}", status_code=204)
     async def delete_conversation(
@@ -195,8 +143,7 @@ class ChatController(Controller):
         conversation_id: FromPath[str],
         client_ip: NamedDependency[str | None],
     ) -> None:
-        await conversations.delete(caller.id, conversation_id)
-        await audit_conversation("delete", caller, conversation_id, client_ip)
+        await conversations.delete(caller.id, conversation_id, ip=client_ip)
 
     @post("/conversations/{conversation_id:str}/switch", status_code=200)
     async def switch_branch(
@@ -218,9 +165,7 @@ class ChatController(Controller):
         client_ip: NamedDependency[str | None],
     ) -> GraphOut:
         """Provenance: ``user`` -retrieved-> ``retrieval`` -grounded-> ``generation``, and ``answered_by``."""
-        graph = await conversations.graph(caller.id, conversation_id)
-        await audit_conversation("read", caller, conversation_id, client_ip, view="graph")
-        return graph
+        return await conversations.graph(caller.id, conversation_id, ip=client_ip)
 
     @get("/conversations/{conversation_id:str}/export")
     async def export_conversation(
@@ -250,20 +195,17 @@ class ChatController(Controller):
         ``X-RateLimit-Limit/Remaining/Reset`` give the question budget after this one.
         """
         run = await engine.ask(caller, data, ip=client_ip)
-        budget_headers = run.turn.budgets.headers() if run.turn.budgets else {}
+        budget_headers = run.budgets.headers() if run.budgets else {}
         if wants_event_stream(request):
             return ServerSentEvent(api_events(run.subscribe()), status_code=200, headers=budget_headers)
         outcome = await run.wait()
         if isinstance(outcome, Failed):
-            failure = AnswerFailed(outcome.problem)
-            failure.headers.update(budget_headers)
-            raise failure
+            raise outcome.error.with_headers(budget_headers)
         assert isinstance(outcome, Finished)
-        turn = run.turn
         return Response(
             TurnOut(
-                conversation_id=str(turn.conversation.id),
-                user_message=message_out(turn.user_message),
+                conversation_id=run.meta.conversation.id,
+                user_message=run.meta.user_message,
                 message=outcome.message,
             ),
             status_code=201,
@@ -281,10 +223,14 @@ class ChatController(Controller):
 
     @get("/messages/{message_id:str}/events")
     async def follow_message(
-        self, caller: NamedDependency[Principal], engine: NamedDependency[ChatEngine], message_id: FromPath[str]
+        self,
+        caller: NamedDependency[Principal],
+        engine: NamedDependency[ChatEngine],
+        conversations: NamedDependency[ConversationService],
+        message_id: FromPath[str],
     ) -> ServerSentEvent:
         """The events of an answer (live while it is written, else ``sources`` and ``done``/``error``)."""
-        await engine.conversations.get_message(caller.id, message_id)
+        await conversations.get_message(caller.id, message_id)  # 404 before the stream starts
         return ServerSentEvent(api_events(engine.follow(caller.id, message_id)))
 
     @post("/messages/{message_id:str}/stop", status_code=200)
@@ -292,4 +238,4 @@ class ChatController(Controller):
         self, caller: NamedDependency[Principal], engine: NamedDependency[ChatEngine], message_id: FromPath[str]
     ) -> MessageOut:
         """Stop an answer being written; it is kept as ``failed`` (code ``stopped``) with its text so far."""
-        return message_out(await engine.stop(caller.id, message_id))
+        return await engine.stop(caller.id, message_id)

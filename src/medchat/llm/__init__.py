@@ -1,20 +1,13 @@
 """Text generation behind one interface: a remote OpenAI-compatible service, an optional local model,
-or sources-only extractive answers; plus prompts, token accounting and tracing."""
+or sources-only extractive answers; plus prompts, token accounting and tracing.
+
+Importing this package loads no model client: ``choose_provider`` decides without one, and
+``build_provider`` imports only the provider it builds.
+"""
 
 from medchat.llm.cli import model_cli
-from medchat.llm.errors import (
-    LLMConnectionFailed,
-    LLMLocalModelFailed,
-    LLMRateLimited,
-    LLMRequestRejected,
-    LLMStreamInterrupted,
-    LLMTimeout,
-    LLMUnavailable,
-    LLMUpstreamError,
-)
-from medchat.llm.factory import build_provider
-from medchat.llm.install import LocalModelInstallFailed, install_local_model, local_model_status
-from medchat.llm.prompts import DEFAULT_SYSTEM_PROMPT
+from medchat.llm.errors import LLMStreamInterrupted, LLMUnavailable
+from medchat.llm.factory import LLMConfigurationError, ProviderChoice, build_provider, choose_provider
 from medchat.llm.tracing import Redactor
 from medchat.llm.types import (
     ChatTurn,
@@ -22,35 +15,24 @@ from medchat.llm.types import (
     GenerationDone,
     GenerationRequest,
     LLMProvider,
-    ProviderKind,
-    StreamEvent,
     TextDelta,
     Usage,
 )
 
 __all__ = [
-    "DEFAULT_SYSTEM_PROMPT",
     "ChatTurn",
     "ContextPassage",
     "GenerationDone",
     "GenerationRequest",
-    "LLMConnectionFailed",
-    "LLMLocalModelFailed",
+    "LLMConfigurationError",
     "LLMProvider",
-    "LLMRateLimited",
-    "LLMRequestRejected",
     "LLMStreamInterrupted",
-    "LLMTimeout",
     "LLMUnavailable",
-    "LLMUpstreamError",
-    "LocalModelInstallFailed",
-    "ProviderKind",
+    "ProviderChoice",
     "Redactor",
-    "StreamEvent",
     "TextDelta",
     "Usage",
     "build_provider",
-    "install_local_model",
-    "local_model_status",
+    "choose_provider",
     "model_cli",
 ]

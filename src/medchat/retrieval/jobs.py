@@ -6,20 +6,21 @@ from typing import Any, Protocol
 
 from arq import Retry
 
+from medchat.platform.registry import ServiceRegistry
 from medchat.retrieval.services import DocumentService, TransientIngestError
 
 RETRY_DELAY_SECONDS = 5
 
 
-class HasDocuments(Protocol):
-    documents: DocumentService
+class HasServices(Protocol):
+    services: ServiceRegistry
 
 
 async def ingest_document(ctx: dict[str, Any], document_id: str) -> None:
     """Parse, chunk, embed and index one uploaded document; retried with backoff when a store fails."""
-    runtime: HasDocuments = ctx["runtime"]
+    runtime: HasServices = ctx["runtime"]
     try:
-        await runtime.documents.ingest(document_id)
+        await runtime.services.get(DocumentService).ingest(document_id)
     except TransientIngestError as error:
         raise Retry(defer=RETRY_DELAY_SECONDS * ctx.get("job_try", 1)) from error
 

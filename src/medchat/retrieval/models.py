@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from beanie import Document
 from pydantic import Field
 from pymongo import DESCENDING, IndexModel
 
+from medchat.platform.clock import utcnow
+
 DocumentStatus = Literal["queued", "processing", "ready", "failed"]
 FINAL_STATUSES: frozenset[str] = frozenset({"ready", "failed"})
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class SourceDocument(Document):
@@ -44,3 +42,7 @@ class SourceDocument(Document):
             IndexModel([("owner_id", 1), ("created_at", DESCENDING)]),
             IndexModel([("scope", 1), ("created_at", DESCENDING)]),
         ]
+
+
+document_models: list[type] = [SourceDocument]
+"""For ``init_beanie``; the records themselves never leave the module (``DocumentView`` does)."""

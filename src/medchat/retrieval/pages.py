@@ -1,6 +1,9 @@
 """The knowledge-base page (documents with live status, upload by drag and drop, delete, retry) and the
 chat composer's helpers: text from an image (OCR) or from a recording (speech), for the signed-in UI.
 
+With HTMX the forms swap the document list; without JavaScript (or boosted) they redirect back to the page
+(Post/Redirect/Get), which says what was done. A refused upload shows the page (or the list) with the reason.
+
 The composer's helpers are page routes, not the API's ``/api/v1/ocr`` and ``/api/v1/voice``: those take
 bearer tokens only, while the UI has its session cookie and CSRF token. With HTMX (the composer's script
 sends ``HX-Request``) they answer a fragment holding the text; without JavaScript, a page that puts the
@@ -12,17 +15,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from litestar import Controller, get, post
+from litestar import Controller, Response, Router, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath
+from litestar.params import Body, FromPath, FromQuery
 from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
+from litestar.response import Redirect
+from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from medchat.platform.errors import ClientError, UnsupportedMediaType
 from medchat.platform.identity import Principal, require_user
+from medchat.platform.web import VARY_ON_HTMX, page_or_fragment, wants_fragment
 from medchat.retrieval.parsing import detect_media_type, ocr_image, transcribe
 from medchat.retrieval.parsing.detection import AUDIO_TYPES, IMAGE_TYPES
 from medchat.retrieval.routes import MB, MEDIA_BODY_LIMIT, UPLOAD_BODY_LIMIT, read_upload
@@ -30,7 +36,15 @@ from medchat.retrieval.schemas import UploadForm
 from medchat.retrieval.services import DocumentService, DocumentView
 
 POLL_SECONDS = 1.5
-VARY = {"Vary": "HX-Request"}
+LISTED = 200
+PAGE = "retrieval/documents.html"
+LIST = "retrieval/_document_list.html"
+NOTICES = {
+    "uploaded": "The document was uploaded; it is being read now.",
+    "retried": "The document was queued again.",
+    "deleted": "The document was deleted.",
+}
+"""What the page says after a form without JavaScript (``?done=`` names one; any other value says nothing)."""
 IMAGE_REFUSED = "Choose a PNG, JPEG or TIFF image to read its text."
 AUDIO_REFUSED = "The recording must be WAV, MP3, OGG, WebM or M4A audio."
 
@@ -55,15 +69,11 @@ async def _extract(data: MediaForm, *, accepted: Collection[str], refused: str, 
     return (await asyncio.to_thread(extract, content)).strip()
 
 
-def _wants_fragment(request: HTMXRequest) -> bool:
-    """An HTMX request for a part of the page; a boosted link or form wants the whole page."""
-    return bool(request.htmx) and not request.htmx.boosted
-
-
 def _extracted(request: HTMXRequest, *, text: str, kind: MediaKind, data: MediaForm) -> HTMXTemplate:
     context = {"text": text, "kind": kind, "conversation_id": data.conversation_id[:64]}
-    template = "retrieval/_extracted.html" if _wants_fragment(request) else "retrieval/extracted.html"
-    return HTMXTemplate(template_name=template, context=context, headers=VARY)
+    return page_or_fragment(
+        request, page="retrieval/extracted.html", fragment="retrieval/_extracted.html", context=context
+    )
 
 
 def _list_context(documents: list[DocumentView], viewer: Principal, **extra: object) -> dict[str, object]:
@@ -74,6 +84,25 @@ def _list_context(documents: list[DocumentView], viewer: Principal, **extra: obj
         "poll_seconds": POLL_SECONDS,
         **extra,
     }
+
+
+async def _documents(
+    request: HTMXRequest, documents: DocumentService, viewer: Principal, *, status_code: int = 200, **extra: object
+) -> HTMXTemplate:
+    """The documents page, or only its list for an HTMX swap (the live status poll, the forms with JavaScript)."""
+    listed = (await documents.list_visible(viewer, limit=LISTED)).items
+    context = _list_context(listed, viewer, max_upload_mb=documents.max_upload_mb, **extra)
+    return page_or_fragment(request, page=PAGE, fragment=LIST, context=context, status_code=status_code)
+
+
+async def _after_change(
+    request: HTMXRequest, documents: DocumentService, viewer: Principal, *, done: str
+) -> Response[Any]:
+    """A form's answer once its change is made: the list for an HTMX swap; otherwise Post/Redirect/Get back to
+    the page, which says what was done (so reloading it does not post the form again)."""
+    if wants_fragment(request):
+        return await _documents(request, documents, viewer)
+    return Redirect("/documents", query_params={"done": done}, status_code=HTTP_303_SEE_OTHER)
 
 
 class KnowledgeBasePages(Controller):
@@ -87,29 +116,19 @@ class KnowledgeBasePages(Controller):
         request: HTMXRequest,
         current_user: NamedDependency[Principal],
         documents: NamedDependency[DocumentService],
+        done: FromQuery[str | None] = None,
     ) -> HTMXTemplate:
-        listed = (await documents.list_visible(current_user, limit=200)).items
-        if _wants_fragment(request):  # the live status poll swaps only the list
-            return HTMXTemplate(
-                template_name="retrieval/_document_list.html",
-                context=_list_context(listed, current_user),
-                headers=VARY,
-            )
-        return HTMXTemplate(
-            template_name="retrieval/documents.html",
-            context=_list_context(listed, current_user, max_upload_mb=documents.max_upload_mb),
-            headers=VARY,
-        )
+        return await _documents(request, documents, current_user, notice=NOTICES.get(done or ""))
 
     @post("/", request_max_body_size=UPLOAD_BODY_LIMIT)
     async def upload(
         self,
+        request: HTMXRequest,
         data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
         current_user: NamedDependency[Principal],
         documents: NamedDependency[DocumentService],
         client_ip: NamedDependency[str | None],
-    ) -> HTMXTemplate:
-        error = None
+    ) -> Response[Any]:
         try:
             await documents.upload(
                 owner=current_user,
@@ -118,26 +137,21 @@ class KnowledgeBasePages(Controller):
                 scope=data.scope,
                 ip=client_ip,
             )
-        except ClientError as refused:
-            error = refused
-        listed = (await documents.list_visible(current_user, limit=200)).items
-        return HTMXTemplate(
-            template_name="retrieval/_document_list.html",
-            context=_list_context(listed, current_user, upload_error=error),
-            status_code=400 if error and error.status < 500 else 200,
-        )
+        except ClientError as refused:  # shown in the list (or the page), beside the form to try again
+            return await _documents(request, documents, current_user, status_code=400, upload_error=refused)
+        return await _after_change(request, documents, current_user, done="uploaded")
 
     @post("/{document_id:str}/delete")
     async def delete(
         self,
+        request: HTMXRequest,
         document_id: FromPath[str],
         current_user: NamedDependency[Principal],
         documents: NamedDependency[DocumentService],
         client_ip: NamedDependency[str | None],
-    ) -> HTMXTemplate:
-        await documents.delete(current_user, document_id, ip=client_ip)
-        listed = (await documents.list_visible(current_user, limit=200)).items
-        return HTMXTemplate(template_name="retrieval/_document_list.html", context=_list_context(listed, current_user))
+    ) -> Response[Any]:
+        await documents.delete(current_user, document_id=document_id, ip=client_ip)
+        return await _after_change(request, documents, current_user, done="deleted")
 
     @post("/ocr", request_max_body_size=MEDIA_BODY_LIMIT)
     async def ocr(
@@ -158,10 +172,14 @@ class KnowledgeBasePages(Controller):
     @post("/{document_id:str}/retry")
     async def retry(
         self,
+        request: HTMXRequest,
         document_id: FromPath[str],
         current_user: NamedDependency[Principal],
         documents: NamedDependency[DocumentService],
-    ) -> HTMXTemplate:
-        await documents.retry(current_user, document_id)
-        listed = (await documents.list_visible(current_user, limit=200)).items
-        return HTMXTemplate(template_name="retrieval/_document_list.html", context=_list_context(listed, current_user))
+    ) -> Response[Any]:
+        await documents.retry(current_user, document_id=document_id)
+        return await _after_change(request, documents, current_user, done="retried")
+
+
+pages_router = Router(path="/", route_handlers=[KnowledgeBasePages], response_headers=VARY_ON_HTMX)
+"""The knowledge base's pages: each URL answers a page or an HTMX fragment, so responses vary on ``HX-Request``."""

@@ -26,7 +26,7 @@ from medchat.retrieval.schemas import (
     TextOut,
     UploadForm,
 )
-from medchat.retrieval.search import SearchScope
+from medchat.retrieval.search import Retriever, SearchScope
 from medchat.retrieval.services import DocumentService, OriginalFile
 
 MB = 1024 * 1024
@@ -104,7 +104,7 @@ class DocumentController(Controller):
         current_user: NamedDependency[Principal],
         documents: NamedDependency[DocumentService],
     ) -> DocumentOut:
-        return DocumentOut.of(await documents.get_visible(current_user, document_id))
+        return DocumentOut.of(await documents.get_visible(current_user, document_id=document_id))
 
     @post("/{document_id:str}/retry", status_code=HTTP_202_ACCEPTED, summary="Queue a failed document again")
     async def retry(
@@ -113,7 +113,7 @@ class DocumentController(Controller):
         current_user: NamedDependency[Principal],
         documents: NamedDependency[DocumentService],
     ) -> DocumentOut:
-        return DocumentOut.of(await documents.retry(current_user, document_id))
+        return DocumentOut.of(await documents.retry(current_user, document_id=document_id))
 
     @delete("/{document_id:str}", status_code=HTTP_204_NO_CONTENT, summary="Delete a document and its passages")
     async def delete_document(
@@ -123,7 +123,7 @@ class DocumentController(Controller):
         documents: NamedDependency[DocumentService],
         client_ip: NamedDependency[str | None],
     ) -> None:
-        await documents.delete(current_user, document_id, ip=client_ip)
+        await documents.delete(current_user, document_id=document_id, ip=client_ip)
 
 
 class SearchController(Controller):
@@ -136,12 +136,12 @@ class SearchController(Controller):
         self,
         data: JSONBody[SearchIn],
         current_user: NamedDependency[Principal],
-        documents: NamedDependency[DocumentService],
+        retriever: NamedDependency[Retriever],
     ) -> SearchOut:
         if not data.query.strip():
             raise ValidationFailed("query: must not be blank")
         scope = SearchScope(user_id=current_user.id, is_admin=current_user.is_admin)
-        passages = await documents.retriever.search(data.query, scope=scope, top_k=data.top_k)
+        passages = await retriever.search(data.query, scope=scope, top_k=data.top_k)
         return SearchOut(results=[SearchResultOut.of(passage) for passage in passages])
 
     @post("/ocr", status_code=HTTP_200_OK, request_max_body_size=MEDIA_BODY_LIMIT, summary="Text from an image")
@@ -172,5 +172,5 @@ class OriginalFileController(Controller):
         documents: NamedDependency[DocumentService],
         client_ip: NamedDependency[str | None],
     ) -> Response[bytes]:
-        original = await documents.original(current_user, document_id, ip=client_ip)
+        original = await documents.original(current_user, document_id=document_id, ip=client_ip)
         return original_file_response(original)

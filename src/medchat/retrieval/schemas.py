@@ -9,8 +9,9 @@ from typing import Annotated, Literal
 import msgspec
 from litestar.datastructures import UploadFile
 
+from medchat.platform.pagination import Page
 from medchat.retrieval.search import Passage
-from medchat.retrieval.services import DocumentPage, DocumentView
+from medchat.retrieval.services import DocumentView
 
 
 @dataclass
@@ -67,7 +68,7 @@ class DocumentPageOut:
     next_cursor: str | None
 
     @classmethod
-    def of(cls, page: DocumentPage) -> DocumentPageOut:
+    def of(cls, page: Page[DocumentView]) -> DocumentPageOut:
         return cls(items=[DocumentOut.of(view) for view in page.items], next_cursor=page.next_cursor)
 
 

@@ -10,16 +10,16 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import PurePath
 from typing import Any, Literal, Protocol
 
 import structlog
 from bson import ObjectId
-from pymongo import DESCENDING
 
 from medchat.platform import audit
+from medchat.platform.clock import utcnow
 from medchat.platform.errors import (
     DependencyUnavailable,
     Forbidden,
@@ -29,10 +29,11 @@ from medchat.platform.errors import (
     ValidationFailed,
 )
 from medchat.platform.identity import Principal
+from medchat.platform.pagination import Page, paginate
 from medchat.retrieval.chunking import chunk_document
 from medchat.retrieval.document import ParsedDocument
 from medchat.retrieval.errors import UnreadableDocument
-from medchat.retrieval.models import FINAL_STATUSES, SourceDocument, utcnow
+from medchat.retrieval.models import FINAL_STATUSES, SourceDocument
 from medchat.retrieval.parsing import detect_media_type, parse_document
 from medchat.retrieval.search import DocumentInfo, Retriever
 from medchat.retrieval.storage import FileStore
@@ -79,12 +80,6 @@ class DocumentView:
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentPage:
-    items: list[DocumentView]
-    next_cursor: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +134,12 @@ class DocumentService:
         return self._settings.max_upload_mb
 
     @property
-    def retriever(self) -> Retriever:
+    def indexes_here(self) -> bool:
+        """False in a CLI process that joined a running server: it queues documents to that server."""
+        return self._retriever is not None
+
+    @property
+    def _indexer(self) -> Retriever:
         if self._retriever is None:
             raise DependencyUnavailable("The search index is held by the running medchat server.")
         return self._retriever
@@ -195,7 +195,7 @@ class DocumentService:
             await self._enqueue(document)
         return view_of(document)
 
-    async def retry(self, viewer: Principal, document_id: str) -> DocumentView:
+    async def retry(self, viewer: Principal, *, document_id: str) -> DocumentView:
         document = await self._manageable(viewer, document_id)
         if document.status != "failed":
             raise ValidationFailed("Only a failed document can be retried.")
@@ -217,22 +217,17 @@ class DocumentService:
 
     async def list_visible(
         self, viewer: Principal, *, limit: int = 50, cursor: str | None = None, status: str | None = None
-    ) -> DocumentPage:
+    ) -> Page[DocumentView]:
+        """Newest first; ``cursor`` is the ``next_cursor`` of the previous page."""
         criteria: dict[str, Any] = _visible_to(viewer)
         if status:
             criteria["status"] = status
-        if cursor:
-            if not ObjectId.is_valid(cursor):
-                raise ValidationFailed("cursor: not a cursor this API returned")
-            criteria["_id"] = {"$lt": ObjectId(cursor)}
-        found = await SourceDocument.find(criteria).sort([("_id", DESCENDING)]).limit(limit + 1).to_list()
-        page = found[:limit]
-        return DocumentPage([view_of(document) for document in page], str(page[-1].id) if len(found) > limit else None)
+        return (await paginate(SourceDocument, criteria, limit=limit, cursor=cursor)).map(view_of)
 
-    async def get_visible(self, viewer: Principal, document_id: str) -> DocumentView:
+    async def get_visible(self, viewer: Principal, *, document_id: str) -> DocumentView:
         return view_of(await self._visible(viewer, document_id))
 
-    async def original(self, viewer: Principal, document_id: str, *, ip: str | None = None) -> OriginalFile:
+    async def original(self, viewer: Principal, *, document_id: str, ip: str | None = None) -> OriginalFile:
         document = await self._visible(viewer, document_id)
         await audit.record("read", actor_id=viewer.id, resource_type="document", resource_id=document_id, ip=ip)
         try:
@@ -241,10 +236,10 @@ class DocumentService:
             raise NotFound("The original file is no longer stored.") from None
         return OriginalFile(data=data, media_type=document.media_type, filename=document.filename)
 
-    async def delete(self, viewer: Principal, document_id: str, *, ip: str | None = None) -> None:
+    async def delete(self, viewer: Principal, *, document_id: str, ip: str | None = None) -> None:
         """Remove the passages from the index first, then the file and the record."""
         document = await self._manageable(viewer, document_id)
-        await self.retriever.delete_document(str(document.id))
+        await self._indexer.delete_document(str(document.id))
         await self._files.delete(document.storage_key)
         await document.delete()
         await audit.record("delete", actor_id=viewer.id, resource_type="document", resource_id=document_id, ip=ip)
@@ -267,7 +262,7 @@ class DocumentService:
 
     async def delete_owner_data(self, *, user_id: str) -> int:
         documents = await SourceDocument.find({"owner_id": user_id}).to_list()
-        await self.retriever.delete_owner(user_id)
+        await self._indexer.delete_owner(user_id)
         for document in documents:
             await self._files.delete(document.storage_key)
             await document.delete()
@@ -275,12 +270,8 @@ class DocumentService:
 
     async def export_owner_data(self, *, user_id: str) -> dict[str, Any]:
         documents = await SourceDocument.find({"owner_id": user_id}).to_list()
-        return {
-            "documents": [
-                {key: value for key, value in view_of(document).__dict__.items() if key != "owner_id"}
-                for document in documents
-            ]
-        }
+        shares = [asdict(view_of(document)) for document in documents]
+        return {"documents": [{key: value for key, value in share.items() if key != "owner_id"} for share in shares]}
 
     # --- ingestion (the arq job's body) ----------------------------------------------------------
 
@@ -323,14 +314,14 @@ class DocumentService:
             document_id=document_id, owner_id=document.owner_id, scope=document.scope, title=document.title
         )
         try:
-            result = await self.retriever.index_chunks(info, chunks, on_progress=self._progress_writer(document))
+            result = await self._indexer.index_chunks(info, chunks, on_progress=self._progress_writer(document))
         except Exception as error:
             if document.attempts >= MAX_INGEST_ATTEMPTS:
                 await self._fail(document, "The search index did not answer; retry the document later.")
                 return
             raise TransientIngestError(str(error)) from error
         if await SourceDocument.get(document.id) is None:  # deleted while we were indexing
-            await self.retriever.delete_document(document_id)
+            await self._indexer.delete_document(document_id)
             return
         await self._update(document, status="ready", stage=None, progress=1.0, chunks=result.chunks)
         log.info(

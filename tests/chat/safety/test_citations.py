@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from medchat.chat.safety import CitationCheck, check_citations
+from medchat.chat.safety import CitationCheck, check_citations, cites_passages, parse_citations
+from medchat.chat.safety.citations import CitationItem
 
 
 def test_a_citation_beyond_the_passages_is_removed_and_a_valid_one_kept() -> None:
@@ -61,3 +62,30 @@ def test_nothing_outside_removed_citations_is_altered() -> None:
     assert result.text == "  Line  with  odd   spacing [1]\n\n- bullet [2], *emphasis* [3]!\n\tTabbed (note)\n"
     assert result.cited == [1, 2, 3]
     assert result.removed == [9]
+
+
+@pytest.mark.parametrize(
+    ("answer", "count", "grounded"),
+    [
+        ("Raised [1].", 2, True),
+        ("Raised [1, 2].", 2, True),
+        ("Raised [1-2].", 2, True),
+        ("Raised [2–5].", 2, True),
+        ("Raised [3].", 2, False),
+        ("Raised [0].", 2, False),
+        ("Raised [1].", 0, False),
+        ("See [1](https://example.org).", 2, False),
+        ("No citation.", 2, False),
+    ],
+)
+def test_grounded_means_citing_a_passage_as_the_check_reads_citations(answer: str, count: int, grounded: bool) -> None:
+    assert cites_passages(answer, count) is grounded
+    assert cites_passages(answer, count) is bool(check_citations(answer, count).cited)
+
+
+def test_the_parser_reads_groups_and_ranges_where_they_are_written() -> None:
+    answer = "A [3-1] and [2; 5]."
+    assert [(answer[g.start : g.end], g.items) for g in parse_citations(answer)] == [
+        ("[3-1]", [CitationItem(1, 3, "-")]),
+        ("[2; 5]", [CitationItem(2, 2, ""), CitationItem(5, 5, "")]),
+    ]

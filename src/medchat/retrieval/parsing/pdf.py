@@ -6,12 +6,12 @@ Headings come from the PDF outline (bookmarks) where a bookmark's title starts a
 from __future__ import annotations
 
 import io
-import logging
 import threading
 from collections.abc import Iterator
 
 import pypdf
 import pypdfium2
+import structlog
 from pypdf.errors import PyPdfError
 
 from medchat.retrieval.document import Heading, ParsedPage
@@ -22,7 +22,7 @@ MIN_TEXT_LAYER_CHARS = 25
 """A page whose text layer has fewer visible characters than this is treated as scanned."""
 OCR_DPI = 300
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 _PDFIUM_LOCK = threading.Lock()
 """PDFium is not thread-safe; every render in the process goes through this lock."""
 
@@ -58,7 +58,7 @@ def _text_layer(page: pypdf.PageObject) -> str:
     try:
         return page.extract_text() or ""
     except Exception as error:  # noqa: BLE001 - pypdf raises many kinds on broken content streams
-        log.warning("pdf text extraction failed, falling back to OCR: %s", error)
+        log.warning("pdf text extraction failed, falling back to OCR", error=str(error))
         return ""
 
 

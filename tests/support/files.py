@@ -15,6 +15,13 @@ from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 
 SPOKEN = "Take two tablets of paracetamol every six hours for the fever."
+PAGE_TEXTS = [
+    "Hand hygiene. Clean hands with alcohol rub before and after every patient contact.",
+    "Sharps disposal. Place used needles in the yellow sharps bin immediately after use.",
+    "Warfarin and cranberry juice. Patients taking warfarin should avoid large amounts of cranberry juice "
+    "because it can raise the INR and increase the risk of bleeding.",
+]
+"""The text of each page of ``three_page_pdf``, in order."""
 
 
 def text_image(lines: list[str], *, size: tuple[int, int] = (1400, 360)) -> Image.Image:
@@ -42,6 +49,16 @@ def text_pdf() -> bytes:
     pdf.add_page()
     pdf.start_section("Treatment", level=1)
     pdf.multi_cell(0, 8, "Treatment\nReliever inhalers treat the symptoms of asthma when they occur.")
+    return bytes(pdf.output())
+
+
+def three_page_pdf() -> bytes:
+    """One short protocol per page (``PAGE_TEXTS``), so a citation's page number can be checked."""
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    for text in PAGE_TEXTS:
+        pdf.add_page()
+        pdf.multi_cell(0, 8, text)
     return bytes(pdf.output())
 
 

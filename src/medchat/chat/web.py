@@ -1,0 +1,16 @@
+"""The chat module's HTTP surface: the JSON API and the pages, as one router."""
+
+from litestar import Router
+
+from medchat.chat import deps
+from medchat.chat.pages import page_handlers
+from medchat.chat.routes import ChatController
+from medchat.platform.web import VARY_ON_HTMX
+
+_api = Router(path="/", route_handlers=[ChatController])
+_pages = Router(
+    path="/",
+    route_handlers=page_handlers,
+    response_headers=VARY_ON_HTMX,  # a page or an HTMX fragment (or redirect) for the same URL
+)
+router = Router(path="/", route_handlers=[_api, _pages], dependencies=deps.dependencies)
