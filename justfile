@@ -16,3 +16,4 @@ lint:
 # Benchmarks: print numbers, never pass/fail
 bench:
     .venv/bin/python bench/startup.py
+    .venv/bin/python bench/cli_startup.py
