@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 import signal
@@ -14,10 +15,16 @@ from pathlib import Path
 
 import httpx
 
-from medchat.platform.embedded import free_port
+from medchat.platform.embedded import PR_SET_PDEATHSIG, free_port
 
 MEDCHAT = str(Path(sys.executable).with_name("medchat"))
 STORE_VARIABLES = ("MEDCHAT_MONGODB_URI", "MEDCHAT_REDIS_URL", "MEDCHAT_QDRANT_URL", "MEDCHAT_LLM_API_KEY")
+
+
+def _stop_with_the_test_run() -> None:
+    """In the child before exec: SIGTERM it if the test process dies (a killed or timed-out pytest
+    must not leave a `medchat serve` and its store servers running)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def descendants(pid: int) -> set[int]:
@@ -93,7 +100,12 @@ class ServeProcess:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         log_file = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [MEDCHAT, "serve"], env=self.environment(), stdout=log_file, stderr=subprocess.STDOUT, text=True
+            [MEDCHAT, "serve"],
+            env=self.environment(),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=_stop_with_the_test_run,  # noqa: PLW1509 - needed for PR_SET_PDEATHSIG
         )
         return self
 

@@ -7,23 +7,22 @@ The runtime opens it with ``open_knowledge_base`` and registers the services its
 
 from __future__ import annotations
 
-from litestar import Router
+from typing import TYPE_CHECKING
 
-from medchat.retrieval.deps import dependencies
+from medchat.platform.lazy import lazy_exports
 from medchat.retrieval.jobs import JOB_FUNCTIONS
 from medchat.retrieval.knowledge_base import KnowledgeBase, open_knowledge_base
 from medchat.retrieval.models import document_models
-from medchat.retrieval.pages import pages_router
-from medchat.retrieval.routes import DocumentController, OriginalFileController, SearchController
 from medchat.retrieval.scope import SearchScope
 from medchat.retrieval.search import Passage, Retriever
 from medchat.retrieval.services import DocumentService, DocumentView
 
-router = Router(
-    path="/",
-    route_handlers=[DocumentController, SearchController, OriginalFileController, pages_router],
-    dependencies=dependencies,
-)
+if TYPE_CHECKING:
+    from litestar import Router
+
+    router: Router
+
+__getattr__ = lazy_exports(__name__, {"router": "medchat.retrieval.web"})
 
 __all__ = [
     "JOB_FUNCTIONS",
