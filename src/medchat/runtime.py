@@ -70,7 +70,8 @@ class Runtime:
                     limits=chat.ChatLimits(stores.redis, settings),
                 )
             )
-            runtime.services.register(runtime.chat_engine.conversations)  # chat's handlers are given both
+            for service in runtime.chat_engine.handler_services():
+                runtime.services.register(service)
             await runtime.chat_engine.open()
             runtime._subscribe_reactions()
         except BaseException:

@@ -11,6 +11,7 @@ from bson import ObjectId
 
 from medchat.chat.models import Conversation, Message
 from medchat.chat.schemas import MessageCreate
+from medchat.chat.services import ConversationService
 from medchat.runtime import Runtime
 from tests.support.fake_retriever import FakeRetriever
 
@@ -32,7 +33,7 @@ async def test_times_and_flags_keep_their_types_in_the_store(runtime: Runtime) -
     # A follow-up moves the conversation's active leaf and times with a $set; renaming does too.
     follow_up = await engine.ask(caller, MessageCreate(content="And its risks?", conversation_id=conversation_id))
     await follow_up.wait()
-    renamed = await engine.conversations.rename(caller.id, conversation_id, title="Blood pressure")
+    renamed = await ConversationService().rename(caller.id, conversation_id, title="Blood pressure")
 
     conversation = await Conversation.get_pymongo_collection().find_one({"_id": ObjectId(conversation_id)})
     assert conversation is not None

@@ -49,11 +49,16 @@ class ChatEngine:
         self.provider = provider
         self.search = search
         self.safety: SafetyChecks = safety or RuleBasedSafety.from_settings(settings)
-        self.conversations = conversations or ConversationService()
+        self._conversations = conversations or ConversationService()
+        """Returns documents: kept inside chat (its handlers get it through ``handler_services``)."""
         self.limits = limits
         """Per-user budgets; None: unlimited (no Redis at hand)."""
         self._runs: dict[str, AnswerRun] = {}
         self._background: set[asyncio.Task[Any]] = set()
+
+    def handler_services(self) -> tuple[object, ...]:
+        """The services chat's handlers are given besides the engine, for the runtime to register by type."""
+        return (self._conversations,)
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -62,7 +67,7 @@ class ChatEngine:
         await asyncio.to_thread(load_rules)
         if isinstance(self.safety, RuleBasedSafety):
             self.safety.check_topics()
-        await self.conversations.fail_orphaned()
+        await self._conversations.fail_orphaned()
 
     async def close(self) -> None:
         """Finish every run in flight as failed (stored), and stop background work."""
@@ -93,7 +98,7 @@ class ChatEngine:
             provider=self.provider,
             search=self.search,
             safety=self.safety,
-            conversations=self.conversations,
+            conversations=self._conversations,
             limits=self.limits,
             ip=ip,
         )
@@ -111,15 +116,15 @@ class ChatEngine:
 
     async def stop(self, owner_id: str, message_id: str) -> MessageOut:
         """Stop an answer in flight; it is stored as ``failed`` with what was written so far."""
-        message = await self.conversations.get_message(owner_id, message_id)
+        message = await self._conversations.get_message(owner_id, message_id)
         run = self.running(owner_id, message_id)
         if run is not None and run.task is not None and not run.task.done():
             run.task.cancel()
             await run.wait()
         elif message.status == "streaming":  # running in another process, or orphaned
             await finish(message, status="failed", error=MessageError(code="stopped", detail=STOPPED_DETAIL))
-        stopped = await self.conversations.get_message(owner_id, message_id)
-        return message_out(stopped, siblings=await self.conversations.siblings(stopped))
+        stopped = await self._conversations.get_message(owner_id, message_id)
+        return message_out(stopped, siblings=await self._conversations.siblings(stopped))
 
     async def follow(self, owner_id: str, message_id: str, *, poll_seconds: float = 0.5) -> AsyncIterator[AnswerEvent]:
         """The events of an answer: live when it runs here, else its stored outcome once it has one."""
@@ -128,7 +133,7 @@ class ChatEngine:
             async for event in run.subscribe():
                 yield event
             return
-        message = await self.conversations.get_message(owner_id, message_id)
+        message = await self._conversations.get_message(owner_id, message_id)
         if message.role != "assistant":
             raise NotFound("No such answer.")
         deadline = time.monotonic() + self.settings.chat_stale_streaming_minutes * 60
@@ -139,8 +144,8 @@ class ChatEngine:
                 async for event in run.subscribe():
                     yield event
                 return
-            message = await self.conversations.get_message(owner_id, message_id)
-        for event in stored_outcome(message, siblings=await self.conversations.siblings(message)):
+            message = await self._conversations.get_message(owner_id, message_id)
+        for event in stored_outcome(message, siblings=await self._conversations.siblings(message)):
             yield event
 
     # --- the answer and background work --------------------------------------------------------
@@ -176,11 +181,11 @@ class ChatEngine:
     # --- account-wide: the handlers of USER_DELETED and USER_EXPORT_REQUESTED --------------------
     async def delete_owner_data(self, *, user_id: str) -> int:
         """Delete every conversation and message of ``user_id``; returns how many conversations."""
-        return await self.conversations.delete_owner_data(user_id=user_id)
+        return await self._conversations.delete_owner_data(user_id=user_id)
 
     async def export_owner_data(self, *, user_id: str) -> dict[str, Any]:
         """Chat's share of the user's data export: ``{"chat": {"conversations": [...]}}``."""
-        return await self.conversations.export_owner_data(user_id=user_id)
+        return await self._conversations.export_owner_data(user_id=user_id)
 
     async def wait_background(self) -> None:
         """Wait for titles and other background work (tests)."""
