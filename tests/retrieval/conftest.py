@@ -18,7 +18,8 @@ import pytest
 from qdrant_client import AsyncQdrantClient
 
 from medchat.retrieval.embeddings import Embedder, default_embedder
-from medchat.retrieval.vectorstore import EdgeVectorStore, QdrantServerVectorStore, VectorStore
+from medchat.retrieval.vectorstore import EdgeVectorStore, VectorStore
+from medchat.retrieval.vectorstore.server import QdrantServerVectorStore
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 MEDQUAD = REPOSITORY.parent / "shared" / "data" / "medquad" / "medquad.jsonl.gz"

@@ -15,11 +15,11 @@ from medchat.retrieval.vectorstore import (
     EdgeVectorStore,
     PassagePoint,
     PassageRecord,
-    QdrantServerVectorStore,
     SearchMode,
     VectorStore,
     point_id,
 )
+from medchat.retrieval.vectorstore.server import QdrantServerVectorStore
 
 DIM = 384
 ALICE = SearchScope(user_id="alice")

@@ -252,11 +252,18 @@ async def _audit(
     )
 
 
-async def mark_orphaned(message: Message) -> None:
-    message.status = "failed"
-    message.error = MessageError(code="interrupted", reason="orphaned", detail=ORPHANED_DETAIL)
+async def finish(message: Message, *, status: str, **values: Any) -> None:
+    """The one write that takes an answer out of ``streaming``; a no-op if something else already did."""
+    message.status = status  # type: ignore[assignment]
     message.finished_at = utcnow()
+    for name, value in values.items():
+        setattr(message, name, value)
     await replace_where(message, status="streaming")
+
+
+async def mark_orphaned(message: Message) -> None:
+    error = MessageError(code="interrupted", reason="orphaned", detail=ORPHANED_DETAIL)
+    await finish(message, status="failed", error=error)
 
 
 def clean_title(title: str | None, *, limit: int = 80) -> str:

@@ -29,10 +29,6 @@ class ServiceRegistry:
         except KeyError:
             raise LookupError(f"no {kind.__qualname__} is registered in this process") from None
 
-    def find(self, kind: type[T]) -> T | None:
-        """The service, or None where this process has none (a CLI process that joined a running server)."""
-        return self._services.get(kind)
-
 
 def registry_of(state: State) -> ServiceRegistry:
     """The registry the app's lifespan put in ``app.state``."""

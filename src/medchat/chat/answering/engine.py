@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from medchat.chat.answering.events import STOPPED_DETAIL, AnswerEvent, AnswerRun, Finished, stored_outcome
-from medchat.chat.answering.generation import AnswerWriter, finish
+from medchat.chat.answering.generation import AnswerWriter
 from medchat.chat.answering.ports import Caller, PassageSearch, SafetyChecks, no_passages
 from medchat.chat.answering.titles import write_model_title
 from medchat.chat.answering.turns import PreparedTurn, prepare_turn
@@ -24,7 +24,7 @@ from medchat.chat.limits import ChatLimits
 from medchat.chat.models import MessageError
 from medchat.chat.safety import RuleBasedSafety, load_rules
 from medchat.chat.schemas import MessageCreate, MessageOut, message_out
-from medchat.chat.services import ConversationService
+from medchat.chat.services import ConversationService, finish
 from medchat.llm import LLMProvider
 from medchat.platform.errors import NotFound
 from medchat.settings import Settings

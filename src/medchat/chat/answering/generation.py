@@ -12,7 +12,6 @@ import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
@@ -21,17 +20,16 @@ from medchat.chat.answering.ports import PassageLike, SafetyChecks
 from medchat.chat.answering.turns import PreparedTurn, ms_since
 from medchat.chat.limits import ChatLimits
 from medchat.chat.models import (
-    Message,
     MessageError,
     Provenance,
     RetrievedRef,
     Source,
     Timing,
     TokenUsage,
-    replace_where,
 )
 from medchat.chat.safety import StreamRestorer, cites_passages
 from medchat.chat.schemas import message_out
+from medchat.chat.services import finish
 from medchat.llm import (
     ChatTurn,
     ContextPassage,
@@ -42,7 +40,6 @@ from medchat.llm import (
     LLMUnavailable,
     TextDelta,
 )
-from medchat.platform.clock import utcnow
 from medchat.platform.errors import ServerError
 from medchat.settings import Settings
 
@@ -234,15 +231,6 @@ async def _fail(
         log.exception("could not store a failed answer", message_id=run.message_id)
     failure = AnswerFailed.of(assistant, status=status)
     run.publish(Failed(message=message_out(assistant, siblings=turn.siblings), error=failure))
-
-
-async def finish(message: Message, *, status: str, **values: Any) -> None:
-    """The one write that takes an answer out of ``streaming``; a no-op if something else already did."""
-    message.status = status  # type: ignore[assignment]
-    message.finished_at = utcnow()
-    for name, value in values.items():
-        setattr(message, name, value)
-    await replace_where(message, status="streaming")
 
 
 def _source(number: int, passage: PassageLike) -> Source:

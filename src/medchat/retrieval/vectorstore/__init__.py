@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
-
-from medchat.platform.lazy import lazy_exports
 from medchat.retrieval.vectorstore.edge import EdgeVectorStore
 from medchat.retrieval.vectorstore.protocol import VectorStore
 from medchat.retrieval.vectorstore.records import Hit, HybridParams, PassagePoint, PassageRecord, SearchMode, point_id
 from medchat.settings import Settings
 
-if TYPE_CHECKING:
-    from medchat.retrieval.vectorstore.server import QdrantServerVectorStore
-
 EMBEDDED_STORE_DIR = "qdrant"
-
-# qdrant-client takes seconds to import; only a deployment with a Qdrant server needs it.
-__getattr__ = lazy_exports(__name__, {"QdrantServerVectorStore": "medchat.retrieval.vectorstore.server"})
 
 __all__ = [
     "EdgeVectorStore",
@@ -25,7 +15,6 @@ __all__ = [
     "HybridParams",
     "PassagePoint",
     "PassageRecord",
-    "QdrantServerVectorStore",
     "SearchMode",
     "VectorStore",
     "open_vector_store",
@@ -39,8 +28,10 @@ def open_vector_store(settings: Settings) -> VectorStore:
     Nothing is opened or contacted yet: await ``ensure_collection()`` at start-up.
     """
     if settings.qdrant_url:
-        server_adapter = importlib.import_module("medchat.retrieval.vectorstore.server")
-        return server_adapter.QdrantServerVectorStore.from_url(
+        # qdrant-client takes seconds to import: only a deployment with a Qdrant server loads it.
+        from medchat.retrieval.vectorstore.server import QdrantServerVectorStore
+
+        return QdrantServerVectorStore.from_url(
             settings.qdrant_url, api_key=settings.qdrant_api_key, collection=settings.qdrant_collection
         )
     return EdgeVectorStore(settings.data_dir / EMBEDDED_STORE_DIR / settings.qdrant_collection)
