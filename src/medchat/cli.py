@@ -290,5 +290,23 @@ def ingest(paths: tuple[Path, ...]) -> None:
         raise SystemExit(1)
 
 
+@main.command()
+@click.option("--all", "everything", is_flag=True, help="Redo every ready document, not only stale ones.")
+@friendly_errors
+def reindex(everything: bool) -> None:
+    """Index the knowledge base again after the embedding model or what it embeds changed.
+
+    Only documents indexed with another version are redone (each is marked when done, so an
+    interrupted run resumes); their passages stay searchable meanwhile.
+    """
+    from medchat.ingest import reindex as reindex_documents
+
+    configure_logging()
+    report = asyncio.run(reindex_documents(load_settings(), everything=everything))
+    click.echo(f"{report.done} documents reindexed, {report.failed} failed, {report.remaining} still stale")
+    if report.failed:
+        raise SystemExit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -103,3 +103,63 @@ async def _follow(
         current = await documents.get_visible(SYSTEM_OWNER, document_id=view.id)
         progress.update(task, completed=current.progress, status=current.stage or current.status)
     return current
+
+
+@dataclass(frozen=True)
+class ReindexReport:
+    done: int
+    failed: int
+    remaining: int
+
+
+async def reindex(settings: Settings, *, everything: bool = False, console: Console | None = None) -> ReindexReport:
+    """Index again every document indexed with another ``INDEX_VERSION`` (all with ``everything``), one overall
+    progress bar. Each finished document is marked, so a stopped run resumes where it was."""
+    console = console or Console(stderr=True)
+    runtime = await Runtime.open(settings, join_running=True)
+    try:
+        documents = runtime.services.get(DocumentService)
+        stale = await documents.stale_documents(everything=everything)
+        if not stale:
+            console.print("Every document is indexed with the current version: nothing to do.")
+            return ReindexReport(0, 0, 0)
+        with Progress(
+            TextColumn("reindexing"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[current]}"),
+            console=console,
+        ) as progress:
+            task = progress.add_task("reindex", total=len(stale), current="")
+            if documents.indexes_here:
+                failed = 0
+                for view in stale:
+                    progress.update(task, current=view.title[:40])
+                    try:
+                        await documents.ingest(view.id)
+                    except Exception as error:  # noqa: BLE001 - reported; the next document still runs
+                        failed += 1
+                        console.print(f"[red]{view.title}: {error}")
+                    progress.advance(task)
+            else:
+                console.print("medchat serve is running on this data dir: queuing the documents to it")
+                for view in stale:
+                    await documents.queue_reindex(view.id)
+                failed = await _follow_reindex(documents, [view.id for view in stale], progress, task)
+        return ReindexReport(len(stale) - failed, failed, len(await documents.stale_documents()))
+    finally:
+        await runtime.close()
+
+
+async def _follow_reindex(documents: DocumentService, queued: list[str], progress: Progress, task: TaskID) -> int:
+    """Poll until the server has redone every queued document; how many failed."""
+    pending = list(queued)
+    failed = 0
+    while pending:
+        await asyncio.sleep(POLL_SECONDS)
+        views = [await documents.get_visible(SYSTEM_OWNER, document_id=document_id) for document_id in pending]
+        failed += sum(view.status == "failed" for view in views)
+        pending = [view.id for view in views if not view.is_final]
+        progress.update(task, completed=len(queued) - len(pending), current=views[0].title[:40] if pending else "")
+    return failed

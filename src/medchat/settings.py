@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(default=50, ge=1)
     search_top_k: int = Field(default=6, ge=1, le=50)
     search_score_threshold: float = Field(default=0.3, ge=0)
+    search_chunks_per_document: int = Field(default=2, ge=1, le=50)
+    """Passages of one document a search returns at most (adjacent chunks merged count once each)."""
     chunk_tokens: int = Field(default=220, ge=32)
     chunk_overlap_tokens: int = Field(default=40, ge=0)
 
@@ -128,6 +130,10 @@ class Settings(BaseSettings):
     """The longest question a user may send."""
     chat_history_turns: int = Field(default=8, ge=0, le=100)
     """Earlier question/answer pairs of the thread sent with a question (the llm module trims to its budget)."""
+    chat_follow_up_queries: Literal["auto", "terms", "off"] = "auto"
+    """How a follow-up ("and how is it treated?") is searched: ``auto`` has a remote model rewrite it as a
+    standalone question (one short call; the thread's topic words when that fails), ``terms`` always uses
+    the topic words of the thread's earlier questions, ``off`` searches the question as asked."""
     chat_stale_streaming_minutes: float = Field(default=10.0, gt=0)
     """An answer still ``streaming`` this long after it started was orphaned by a crash and is marked failed."""
 

@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, BrowserType, ConsoleMessage, Page, expe
 
 from tests.support import files
 from tests.support.browser import BROWSER_PASSWORD, Account, sign_in_through_the_form
+from tests.support.leaflets import GOUT_LEAFLET, GOUT_LEAFLET_NAME
 from tests.support.serve import ServeProcess
 
 TITLE = "Anticoagulation clinic handbook"
@@ -317,3 +318,32 @@ def test_dictation_fills_the_composer(
         assert errors == [], f"console errors: {errors}"
     finally:
         context.close()
+
+
+def test_a_term_the_embedding_model_does_not_know_is_answered_from_the_leaflet_defining_it(
+    kb_page: Page, kb_server: ServeProcess, tmp_path: Path
+) -> None:
+    """Dense similarity alone found nothing for "What are tophi?"; the exact match on the term finds the leaflet."""
+    page = kb_page
+    leaflet = tmp_path / GOUT_LEAFLET_NAME
+    leaflet.write_text(GOUT_LEAFLET, encoding="utf-8")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Knowledge base").click()
+    page.get_by_label("File", exact=True).set_input_files(leaflet)
+    page.get_by_role("button", name="Upload").click()
+    row = page.locator("#document-list tbody tr", has_text=GOUT_LEAFLET_NAME)
+    expect(row).to_have_attribute("data-status", "ready", timeout=90_000)
+    title = row.get_by_role("link").first.inner_text().splitlines()[0].strip()
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Chat").click()
+    ask(page, "What are tophi?")
+    answer = page.locator("article.message.assistant.complete")
+    expect(answer).to_be_visible(timeout=30_000)
+    expect(answer).not_to_contain_text("Not covered")
+    expect(answer.locator(".sources li").first).to_contain_text(title)
+    expect(answer.locator(".answer-body")).to_contain_text(re.compile("tophi", re.IGNORECASE))
+    expect(answer.locator(".ungrounded")).to_have_count(0)
+    citation = answer.locator("a.cite").first
+    expect(citation).to_have_text("[1]")
+    citation.click()
+    panel = page.get_by_role("dialog", name=title)
+    expect(panel).to_contain_text("tophi")

@@ -104,6 +104,9 @@ def provenance_graph(tree: MessageTree) -> GraphOut:
                 "type": "retrieval",
                 "message_id": identifier,
                 "query": provenance.retrieval_query if provenance else "",
+                "question_rewrite": (
+                    provenance.question_rewrite.model_dump() if provenance and provenance.question_rewrite else None
+                ),
                 "available": provenance.retrieval_available if provenance else False,
                 "passages": [ref.model_dump() for ref in provenance.retrieved] if provenance else [],
                 "ms": timing.retrieval_ms if timing else None,

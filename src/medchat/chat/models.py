@@ -97,10 +97,23 @@ class RetrievedRef(BaseModel):
     score: float
 
 
+class QuestionRewrite(BaseModel):
+    """How a follow-up question was made standalone before it was searched."""
+
+    method: Literal["terms", "model"]
+    """``terms``: the thread's topic words were put in front; ``model``: a model call rewrote it."""
+    question: str
+    """The question as asked (``Provenance.retrieval_query`` holds what was searched)."""
+    model: str | None = None
+    ms: float | None = None
+    """How long the model call took (also when it failed and the topic words stood in)."""
+
+
 class Provenance(BaseModel):
     """What produced an answer: the retrieval step and the generation step (graph nodes of ``/graph``)."""
 
     retrieval_query: str = ""
+    question_rewrite: QuestionRewrite | None = None
     retrieved: list[RetrievedRef] = Field(default_factory=list)
     retrieval_available: bool = True
     provider_kind: str | None = None

@@ -33,6 +33,8 @@ class SourceDocument(Document):
     chunks: int = 0
     error: str | None = None
     attempts: int = 0
+    index_version: str = ""
+    """``search.INDEX_VERSION`` of the passages it was last indexed with (``medchat reindex`` updates stale ones)."""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

@@ -2,10 +2,12 @@
 
 Ranking and relevance are separate. Hits are ordered by the store's ranking (hybrid: dense and
 lexical candidates fused by DBSF, dense weighted 3:1, see ``HybridParams``), but whether a hit counts
-as found is decided by the cosine similarity of the query and passage embeddings (``Hit.dense_score``):
-fused scores are normalised per query, so they carry no absolute meaning and cannot be thresholded.
-``Passage.score`` is that cosine; at the default 0.3, every MedQuAD question still finds passages
-and 1 of 16 off-topic questions does (bench/retrieval_eval.py).
+as found is decided by two absolute signals (``ranking.judge``): the cosine similarity of the query and
+passage embeddings (``Hit.dense_score``; fused scores are normalised per query, so they cannot be
+thresholded), or an exact match on every query word the embedding model does not know. ``Passage.score``
+is that cosine. Results are diverse across documents, with adjacent chunks merged (``ranking``).
+Every chunk is embedded and indexed with its document's title and heading path, so a chunk far from
+a document's start keeps its topic.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import numpy as np
 
 from medchat.retrieval.chunking import Chunk
 from medchat.retrieval.embeddings import Embedder, default_embedder
-from medchat.retrieval.passages import distinct_texts, snippet
+from medchat.retrieval.passages import snippet
+from medchat.retrieval.ranking import Span, diverse_spans, judge
 from medchat.retrieval.scope import SearchScope, Visibility
 from medchat.retrieval.sparse import SparseVector, document_vector, query_vector
 from medchat.retrieval.vectorstore import HybridParams, PassagePoint, PassageRecord, SearchMode, VectorStore
@@ -27,8 +30,13 @@ from medchat.settings import Settings
 
 DEFAULT_HYBRID = HybridParams()
 INDEX_BATCH_SIZE = 64
-CANDIDATES_PER_RESULT = 3
-"""Hits fetched per requested result, to leave enough after thresholding and de-duplication."""
+CANDIDATES_PER_RESULT = 4
+"""Hits fetched per requested result, to leave enough after thresholding, de-duplication and the
+per-document cap."""
+CHUNKS_PER_DOCUMENT = 2
+INDEX_VERSION = "all-MiniLM-L6-v2-int8:title-and-headings"
+"""What a passage's vectors were made from: the embedding model and ``embedding_text``. Changing either
+changes this, and ``medchat reindex`` redoes the documents indexed with another version."""
 
 ProgressCallback = Callable[[int, int], Awaitable[None]]
 """Called as ``await on_progress(chunks_done, chunks_total)`` after each stored batch."""
@@ -62,9 +70,13 @@ class IndexResult:
     seconds: float
 
 
-def embedding_text(chunk: Chunk) -> str:
-    """What is embedded and matched lexically: the heading path gives a chunk its context."""
-    return f"{chunk.section}\n{chunk.text}" if chunk.section else chunk.text
+def embedding_text(chunk: Chunk, title: str = "") -> str:
+    """What is embedded and matched lexically: the title and heading path give a chunk its context
+    (the title is left out when the heading path already starts with it)."""
+    context = [part for part in (title.strip(), chunk.section) if part]
+    if len(context) == 2 and chunk.section.casefold().startswith(context[0].casefold()):
+        context = [chunk.section]
+    return "\n".join([" > ".join(context), chunk.text]) if context else chunk.text
 
 
 class Retriever:
@@ -75,6 +87,7 @@ class Retriever:
         embedder: Embedder | None = None,
         top_k: int = 6,
         score_threshold: float = 0.3,
+        chunks_per_document: int = CHUNKS_PER_DOCUMENT,
         hybrid: HybridParams = DEFAULT_HYBRID,
         index_batch_size: int = INDEX_BATCH_SIZE,
     ) -> None:
@@ -82,6 +95,7 @@ class Retriever:
         self._embedder = embedder or default_embedder()
         self._top_k = top_k
         self._score_threshold = score_threshold
+        self._chunks_per_document = chunks_per_document
         self._hybrid = hybrid
         self._index_batch_size = index_batch_size
 
@@ -92,6 +106,7 @@ class Retriever:
             embedder=embedder,
             top_k=settings.search_top_k,
             score_threshold=settings.search_score_threshold,
+            chunks_per_document=settings.search_chunks_per_document,
         )
 
     @property
@@ -111,7 +126,7 @@ class Retriever:
         mode: SearchMode = "hybrid",
         score_threshold: float | None = None,
     ) -> list[Passage]:
-        """The best passages ``scope`` may see, best first; empty when nothing reaches the threshold."""
+        """The best passages ``scope`` may see, best first; empty when no hit is relevant (module docstring)."""
         query = query.strip()
         if not query:
             return []
@@ -126,21 +141,10 @@ class Retriever:
             mode=mode,
             hybrid=self._hybrid,
         )
-        relevant = [hit for hit in hits if hit.dense_score >= threshold]
-        kept = distinct_texts((hit.record.text for hit in relevant), limit=limit)
-        return [
-            Passage(
-                document_id=hit.record.document_id,
-                title=hit.record.title,
-                page=hit.record.page,
-                section=hit.record.section,
-                text=hit.record.text,
-                snippet=snippet(hit.record.text, query),
-                score=round(hit.dense_score, 4),
-                chunk_id=hit.id,
-            )
-            for hit in (relevant[index] for index in kept)
-        ]
+        spans = diverse_spans(
+            judge(hits, query, threshold=threshold), limit=limit, per_document=self._chunks_per_document
+        )
+        return [_passage(span, query) for span in spans]
 
     async def index_chunks(
         self,
@@ -179,7 +183,7 @@ class Retriever:
         return IndexResult(document.document_id, len(chunks), time.perf_counter() - started)
 
     async def _points(self, document: DocumentInfo, chunks: Sequence[Chunk]) -> list[PassagePoint]:
-        texts = [embedding_text(chunk) for chunk in chunks]
+        texts = [embedding_text(chunk, document.title) for chunk in chunks]
         dense, sparse = await asyncio.gather(
             self._embedder.embed_async(texts, bulk=True),
             asyncio.to_thread(_document_vectors, texts),
@@ -195,6 +199,21 @@ class Retriever:
     async def delete_owner(self, owner_id: str) -> None:
         """Forget every passage a user owns (e.g. when the account is deleted)."""
         await self._store.delete_owner(owner_id)
+
+
+def _passage(span: Span, query: str) -> Passage:
+    best = span.best
+    first = span.hits[0].record
+    return Passage(
+        document_id=first.document_id,
+        title=first.title,
+        page=first.page,
+        section=first.section,
+        text=span.text,
+        snippet=snippet(span.text, query),
+        score=round(max(hit.dense_score for hit in span.hits), 4),
+        chunk_id=best.id,
+    )
 
 
 def _document_vectors(texts: list[str]) -> list[SparseVector]:

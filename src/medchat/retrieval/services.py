@@ -35,7 +35,7 @@ from medchat.retrieval.document import ParsedDocument
 from medchat.retrieval.errors import UnreadableDocument
 from medchat.retrieval.models import FINAL_STATUSES, SourceDocument
 from medchat.retrieval.parsing import detect_media_type, parse_document
-from medchat.retrieval.search import DocumentInfo, Retriever
+from medchat.retrieval.search import INDEX_VERSION, DocumentInfo, Retriever
 from medchat.retrieval.storage import FileStore
 from medchat.settings import Settings
 
@@ -203,6 +203,22 @@ class DocumentService:
         await self._enqueue(document)
         return view_of(document)
 
+    async def stale_documents(self, *, everything: bool = False) -> list[DocumentView]:
+        """Ready documents indexed by another ``INDEX_VERSION`` (every ready one with ``everything``), oldest
+        first: what ``medchat reindex`` redoes. A reindexed document drops out, so an interrupted run resumes."""
+        criteria: dict[str, Any] = {"status": "ready"}
+        if not everything:
+            criteria["index_version"] = {"$ne": INDEX_VERSION}
+        return [view_of(document) for document in await SourceDocument.find(criteria).sort("created_at").to_list()]
+
+    async def queue_reindex(self, document_id: str) -> None:
+        """Have the server that holds the index redo a document (its passages stay searchable meanwhile)."""
+        document = await SourceDocument.get(ObjectId(document_id))
+        if document is None:
+            raise NotFound("No such document.")
+        await self._update(document, status="queued", stage=None, error=None, progress=0.0, attempts=0)
+        await self._enqueue(document)
+
     async def _enqueue(self, document: SourceDocument) -> None:
         try:
             await self._queue.enqueue_job(
@@ -323,7 +339,9 @@ class DocumentService:
         if await SourceDocument.get(document.id) is None:  # deleted while we were indexing
             await self._indexer.delete_document(document_id)
             return
-        await self._update(document, status="ready", stage=None, progress=1.0, chunks=result.chunks)
+        await self._update(
+            document, status="ready", stage=None, progress=1.0, chunks=result.chunks, index_version=INDEX_VERSION
+        )
         log.info(
             "document ready",
             document_id=document_id,

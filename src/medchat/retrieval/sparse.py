@@ -45,7 +45,8 @@ class SparseVector:
         return len(self.indices)
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
+    """Lowercased, accents removed."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(char for char in decomposed if not unicodedata.combining(char))
 
@@ -70,7 +71,11 @@ def terms(text: str) -> list[str]:
 
     Single letters stay (hepatitis B, vitamin D, Q fever), except those of contractions and possessives.
     """
-    return [stem(word) for word in _WORD.findall(_fold(text)) if word not in STOPWORDS]
+    return [stem(word) for word in words(fold(text)) if word not in STOPWORDS]
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text)
 
 
 @lru_cache(maxsize=262_144)

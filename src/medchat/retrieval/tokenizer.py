@@ -42,3 +42,8 @@ def count_tokens(texts: list[str]) -> list[int]:
     if not texts:
         return []
     return [len(encoding.ids) for encoding in _counter.get().encode_batch(texts, add_special_tokens=False)]
+
+
+def is_known_word(word: str) -> bool:
+    """True when the model's vocabulary holds the (lowercase) word whole, not split into pieces."""
+    return _counter.get().token_to_id(word) is not None

@@ -22,6 +22,7 @@ from medchat.chat.limits import ChatLimits
 from medchat.chat.models import (
     MessageError,
     Provenance,
+    QuestionRewrite,
     RetrievedRef,
     Source,
     Timing,
@@ -201,6 +202,12 @@ async def _retrieve(turn: PreparedTurn, timing: Timing, provenance: Provenance) 
         return []
     retrieved = await turn.search
     timing.retrieval_ms = retrieved.ms
+    query = retrieved.query
+    provenance.retrieval_query = query.text
+    if query.method is not None:
+        provenance.question_rewrite = QuestionRewrite(
+            method=query.method, question=turn.question, model=query.model, ms=query.ms
+        )
     provenance.retrieval_available = retrieved.available
     provenance.retrieved = [
         RetrievedRef(chunk_id=passage.chunk_id, document_id=passage.document_id, score=float(passage.score))

@@ -18,6 +18,7 @@ import structlog
 from beanie import PydanticObjectId
 
 from medchat.chat.answering.ports import Caller, PassageLike, PassageSearch, SafetyChecks
+from medchat.chat.answering.queries import SearchQuery, search_query
 from medchat.chat.answering.titles import heuristic_title
 from medchat.chat.limits import Budgets, ChatLimits
 from medchat.chat.models import Conversation, Message, set_fields
@@ -39,6 +40,8 @@ class Retrieved:
     ms: float
     available: bool
     """False when the search failed (the answer is then written without sources)."""
+    query: SearchQuery
+    """What was searched: the question, or a follow-up made standalone."""
 
 
 @dataclass
@@ -84,8 +87,8 @@ async def prepare_turn(
     if (request.parent_id or request.edit_of) and not request.conversation_id:
         raise ValidationFailed("conversation_id: required with parent_id or edit_of")
     searching: asyncio.Task[Retrieved] | None = None
-    if content:
-        searching = asyncio.create_task(search_passages(search, content, caller))
+    if content and not request.conversation_id:  # a first question: nothing to follow up on
+        searching = asyncio.create_task(search_passages(search, _as_asked(content), caller))
     try:
         conversation: Conversation | None = None
         tree = MessageTree([])
@@ -100,9 +103,11 @@ async def prepare_turn(
         budgets = None
         if limits is not None:
             budgets = await limits.check_and_take(caller.id, is_admin=bool(caller.is_admin))
-        if searching is None and question is not None:  # regenerating: the question is a stored one
-            searching = asyncio.create_task(search_passages(search, question.content, caller))
-        assert searching is not None
+        if searching is None:
+            asked = question.content if question is not None else content  # regenerating: a stored question
+            earlier = [m.content for m in tree.history_before(parent_id) if m.role == "user"]
+            query = _query_of(asked, earlier, settings=settings, provider=provider, safety=safety)
+            searching = asyncio.create_task(search_passages(search, query, caller))
         stored = await _store(
             caller,
             content,
@@ -206,17 +211,32 @@ async def _store(
     return conversation, question, assistant, [*(str(answer.id) for answer in earlier), str(assistant_id)]
 
 
-async def search_passages(search: PassageSearch, question: str, caller: Caller) -> Retrieved:
-    """Never raises: a broken index degrades to an answer without sources."""
+async def _as_asked(question: str) -> SearchQuery:
+    return SearchQuery(question)
+
+
+def _query_of(
+    question: str, earlier: list[str], *, settings: Settings, provider: LLMProvider, safety: SafetyChecks
+) -> Awaitable[SearchQuery]:
+    """The search query of a question following ``earlier`` ones, as ``chat_follow_up_queries`` says."""
+    if settings.chat_follow_up_queries == "off" or not earlier:
+        return _as_asked(question)
+    rewriter = provider if settings.chat_follow_up_queries == "auto" and provider.kind == "remote" else None
+    return search_query(question, earlier, provider=rewriter, safety=safety, redact=settings.redact_phi_for_llm)
+
+
+async def search_passages(search: PassageSearch, making_query: Awaitable[SearchQuery], caller: Caller) -> Retrieved:
+    """Make the query, then search it. Never raises: a broken index degrades to an answer without sources."""
+    query = await making_query
     started = time.perf_counter()
     try:
-        passages = list(await search(question, user_id=caller.id, is_admin=bool(caller.is_admin)))
+        passages = list(await search(query.text, user_id=caller.id, is_admin=bool(caller.is_admin)))
     except asyncio.CancelledError:
         raise
     except Exception as error:  # noqa: BLE001 - a broken index degrades to an ungrounded answer, not a failure
         log.warning("retrieval failed; answering without sources", error=str(error))
-        return Retrieved([], ms_since(started), available=False)
-    return Retrieved(passages, ms_since(started), available=True)
+        return Retrieved([], ms_since(started), available=False, query=query)
+    return Retrieved(passages, ms_since(started), available=True, query=query)
 
 
 def history_before(tree: MessageTree, parent_id: str | None, *, turns: int) -> list[ChatTurn]:

@@ -1,0 +1,113 @@
+"""From store hits to passages: which hits count, in what order, and how many per document.
+
+- **Relevance from two signals.** A hit counts when its cosine reaches the threshold, or when it holds
+  every query word the embedding model does not know (a word its WordPiece vocabulary splits into
+  pieces: a drug, a gene, a code, most medical terms). Such words are what dense vectors blur, and an
+  exact match on all of them is strong evidence; a hit with that evidence ranks before one without.
+- **Documents, not chunk piles.** At most ``per_document`` chunks of one document are kept, and
+  adjacent chunks of one document become one passage (the overlap the chunker repeats is dropped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from medchat.retrieval.passages import distinct_texts
+from medchat.retrieval.sparse import STOPWORDS, fold, stem, terms, words
+from medchat.retrieval.tokenizer import is_known_word
+from medchat.retrieval.vectorstore import Hit
+
+MIN_UNKNOWN_WORD_CHARS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    hit: Hit
+    lexical_match: bool
+    """The hit holds every query word the embedding model does not know."""
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One passage to return: one chunk, or adjacent chunks of one document merged."""
+
+    hits: tuple[Hit, ...]
+    """Its chunks in document order."""
+    best: Hit
+    text: str
+
+
+def unknown_terms(query: str) -> frozenset[str]:
+    """Stemmed terms of the query's words that the embedding model's vocabulary does not hold whole."""
+    found = set()
+    for word in words(fold(query)):
+        if word in STOPWORDS or len(word) < MIN_UNKNOWN_WORD_CHARS or word.isdigit():
+            continue
+        if not is_known_word(word):
+            found.add(stem(word))
+    return frozenset(found)
+
+
+def judge(hits: Sequence[Hit], query: str, *, threshold: float) -> list[Candidate]:
+    """The hits that count, lexically confirmed ones first, each group in the store's order."""
+    required = unknown_terms(query)
+    candidates = []
+    for hit in hits:
+        record = hit.record
+        matched = bool(required) and required <= set(terms(f"{record.title}\n{record.section}\n{record.text}"))
+        if matched or hit.dense_score >= threshold:
+            candidates.append(Candidate(hit, matched))
+    return sorted(candidates, key=lambda candidate: not candidate.lexical_match)
+
+
+def diverse_spans(candidates: Sequence[Candidate], *, limit: int, per_document: int) -> list[Span]:
+    """Up to ``limit`` passages, best first: near-duplicates dropped, at most ``per_document`` chunks of
+    one document, adjacent chunks of one document merged into one passage (ranked where its best was)."""
+    unique = [candidates[i].hit for i in distinct_texts((c.hit.record.text for c in candidates), limit=len(candidates))]
+    kept: list[Hit] = []
+    per_document_count: dict[str, int] = {}
+    for hit in unique:
+        document_id = hit.record.document_id
+        if per_document_count.get(document_id, 0) >= per_document:
+            continue
+        per_document_count[document_id] = per_document_count.get(document_id, 0) + 1
+        kept.append(hit)
+        if len(_group_adjacent(kept)) == limit:
+            break
+    return [_span(group) for group in _group_adjacent(kept)][:limit]
+
+
+def _group_adjacent(hits: Sequence[Hit]) -> list[list[Hit]]:
+    """Hits grouped with adjacent chunks of the same document, groups in order of their first (best) hit."""
+    groups: list[list[Hit]] = []
+    for hit in hits:
+        for group in groups:
+            indexes = {member.record.chunk_index for member in group}
+            if group[0].record.document_id == hit.record.document_id and (
+                hit.record.chunk_index - 1 in indexes or hit.record.chunk_index + 1 in indexes
+            ):
+                group.append(hit)
+                break
+        else:
+            groups.append([hit])
+    return groups
+
+
+def _span(group: list[Hit]) -> Span:
+    ordered = sorted(group, key=lambda hit: hit.record.chunk_index)
+    text = ordered[0].record.text
+    for hit in ordered[1:]:
+        text = join_overlapping(text, hit.record.text)
+    return Span(hits=tuple(ordered), best=group[0], text=text)
+
+
+def join_overlapping(first: str, second: str) -> str:
+    """``first`` then ``second`` without the start of ``second`` that repeats the end of ``first`` (the
+    chunker's overlap: whole sentences or words, so it starts and ends at a word boundary)."""
+    for end in range(min(len(first), len(second)), 0, -1):
+        if (end == len(second) or second[end].isspace()) and first.endswith(second[:end]):
+            before = len(first) - end
+            if before == 0 or first[before - 1].isspace():
+                return first + second[end:]
+    return first.rstrip() + "\n\n" + second.lstrip()
