@@ -60,7 +60,9 @@ class Runtime:
         try:
             await runtime._open_retrieval()
             # Traces (LangSmith, when on) never carry health identifiers, whatever the model is sent.
-            runtime.llm = build_provider(settings, redact=chat.redact_phi)
+            # Sources-only answers score sentences with the knowledge base's own embedding model.
+            embed = runtime.retriever.embedder.embed_async if runtime.retriever is not None else None
+            runtime.llm = build_provider(settings, redact=chat.redact_phi, embed=embed)
             runtime.readiness.add("llm", runtime.llm.ping)
             runtime.chat_engine = runtime.services.register(
                 chat.ChatEngine(

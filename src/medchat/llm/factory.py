@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medchat.llm.discovery import find_local_model
-from medchat.llm.sources_only import SourcesOnlyProvider
+from medchat.llm.sources_only import SentenceEmbedder, SourcesOnlyProvider
 from medchat.llm.tracing import Redactor, make_tracer
 from medchat.llm.types import LLMProvider, ProviderKind
 from medchat.settings import Settings, SettingsError
@@ -53,7 +53,9 @@ def choose_provider(settings: Settings) -> ProviderChoice:
     return ProviderChoice("sources-only", "no MEDCHAT_LLM_API_KEY and no local model installed")
 
 
-def build_provider(settings: Settings, *, redact: Redactor | None = None) -> LLMProvider:
+def build_provider(
+    settings: Settings, *, redact: Redactor | None = None, embed: SentenceEmbedder | None = None
+) -> LLMProvider:
     """The provider ``choose_provider`` decides on.
 
     ``redact`` is applied to every text sent to LangSmith (when tracing is on).
@@ -73,4 +75,4 @@ def build_provider(settings: Settings, *, redact: Redactor | None = None) -> LLM
             context_tokens=settings.llm_context_tokens,
             tracer=tracer,
         )
-    return SourcesOnlyProvider()
+    return SourcesOnlyProvider(embed=embed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from medchat.retrieval.sparse import terms
 
@@ -27,19 +26,18 @@ def _near_duplicates(a: frozenset[tuple[str, ...]], b: frozenset[tuple[str, ...]
     return smaller > 0 and len(a & b) / smaller >= NEAR_DUPLICATE_CONTAINMENT
 
 
-def distinct_texts(texts: Iterable[str], *, limit: int) -> list[int]:
-    """Indexes of up to ``limit`` texts to keep, in order: each one not a near-duplicate of an earlier kept one."""
-    kept: list[int] = []
-    kept_shingles: list[frozenset[tuple[str, ...]]] = []
-    for index, text in enumerate(texts):
-        if len(kept) == limit:
-            break
+class NearDuplicates:
+    """Texts kept so far; ``add`` keeps a text unless it near-duplicates one already kept."""
+
+    def __init__(self) -> None:
+        self._kept: list[frozenset[tuple[str, ...]]] = []
+
+    def add(self, text: str) -> bool:
         shingles = _shingles(text)
-        if any(_near_duplicates(shingles, other) for other in kept_shingles):
-            continue
-        kept.append(index)
-        kept_shingles.append(shingles)
-    return kept
+        if any(_near_duplicates(shingles, other) for other in self._kept):
+            return False
+        self._kept.append(shingles)
+        return True
 
 
 def snippet(text: str, query: str, *, max_chars: int = SNIPPET_CHARS) -> str:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from medchat.retrieval.passages import distinct_texts
-from medchat.retrieval.sparse import STOPWORDS, fold, stem, terms, words
+from medchat.retrieval.passages import NearDuplicates
+from medchat.retrieval.sparse import STOPWORDS, fold, stem, words
 from medchat.retrieval.tokenizer import is_known_word
 from medchat.retrieval.vectorstore import Hit
 
@@ -52,24 +52,31 @@ def unknown_terms(query: str) -> frozenset[str]:
 def judge(hits: Sequence[Hit], query: str, *, threshold: float) -> list[Candidate]:
     """The hits that count, lexically confirmed ones first, each group in the store's order."""
     required = unknown_terms(query)
-    candidates = []
-    for hit in hits:
-        record = hit.record
-        matched = bool(required) and required <= set(terms(f"{record.title}\n{record.section}\n{record.text}"))
-        if matched or hit.dense_score >= threshold:
-            candidates.append(Candidate(hit, matched))
-    return sorted(candidates, key=lambda candidate: not candidate.lexical_match)
+    candidates = [Candidate(hit, bool(required) and _holds_all(hit, required)) for hit in hits]
+    kept = [candidate for candidate in candidates if candidate.lexical_match or candidate.hit.dense_score >= threshold]
+    return sorted(kept, key=lambda candidate: not candidate.lexical_match)
+
+
+def _holds_all(hit: Hit, required: frozenset[str]) -> bool:
+    record = hit.record
+    text = fold(f"{record.title}\n{record.section}\n{record.text}")
+    # A stem's first letters begin every word it stems from ("allergy" <- "allergies"): only those are stemmed.
+    prefixes = tuple(term[: max(3, len(term) - 1)] for term in required)
+    if not all(prefix in text for prefix in prefixes):
+        return False
+    return required <= {stem(word) for word in words(text) if word.startswith(prefixes)}
 
 
 def diverse_spans(candidates: Sequence[Candidate], *, limit: int, per_document: int) -> list[Span]:
     """Up to ``limit`` passages, best first: near-duplicates dropped, at most ``per_document`` chunks of
     one document, adjacent chunks of one document merged into one passage (ranked where its best was)."""
-    unique = [candidates[i].hit for i in distinct_texts((c.hit.record.text for c in candidates), limit=len(candidates))]
     kept: list[Hit] = []
+    kept_texts = NearDuplicates()
     per_document_count: dict[str, int] = {}
-    for hit in unique:
+    for candidate in candidates:
+        hit = candidate.hit
         document_id = hit.record.document_id
-        if per_document_count.get(document_id, 0) >= per_document:
+        if per_document_count.get(document_id, 0) >= per_document or not kept_texts.add(hit.record.text):
             continue
         per_document_count[document_id] = per_document_count.get(document_id, 0) + 1
         kept.append(hit)

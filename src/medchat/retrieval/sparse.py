@@ -47,6 +47,8 @@ class SparseVector:
 
 def fold(text: str) -> str:
     """Lowercased, accents removed."""
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(char for char in decomposed if not unicodedata.combining(char))
 
