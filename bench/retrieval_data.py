@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import random
 import tempfile
 from collections import defaultdict
@@ -152,7 +153,14 @@ class CachedEmbedder(Embedder):
         return np.stack([self._known[key] for key in keys])
 
     def save(self) -> None:
+        """Write the cache, merged with what another run may have saved meanwhile (atomic replace)."""
         if self._dirty:
+            if self._file.exists():
+                with np.load(self._file) as stored:
+                    for key, vector in zip(stored["keys"].tolist(), stored["vectors"], strict=True):
+                        self._known.setdefault(key, vector)
+            partial = self._file.with_suffix(f".{os.getpid()}.npz")
             keys = np.array(list(self._known))
-            np.savez(self._file, keys=keys, vectors=np.stack(list(self._known.values())))
+            np.savez(partial, keys=keys, vectors=np.stack(list(self._known.values())))
+            os.replace(partial, self._file)
             self._dirty = False

@@ -137,3 +137,4 @@ def test_every_chunk_is_embedded_with_its_title_and_heading_path() -> None:
     assert embedding_text(plain, "Gout leaflet") == "Gout leaflet\nRest the joint."
     titled = Chunk(index=0, page=1, section="Gout leaflet > Flares", text="Rest.", token_count=2)
     assert embedding_text(titled, "Gout leaflet") == "Gout leaflet > Flares\nRest."
+    assert embedding_text(plain, "0042-7731") == embedding_text(plain, "12345678") == "Rest the joint."

@@ -19,6 +19,8 @@ from medchat.retrieval.tokenizer import is_known_word
 from medchat.retrieval.vectorstore import Hit
 
 MIN_UNKNOWN_WORD_CHARS = 3
+PROMOTED_DOCUMENTS = 1
+"""Hits holding every unknown query word rank first only when they come from at most this many documents."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,9 @@ def judge(hits: Sequence[Hit], query: str, *, threshold: float) -> list[Candidat
     required = unknown_terms(query)
     candidates = [Candidate(hit, bool(required) and _holds_all(hit, required)) for hit in hits]
     kept = [candidate for candidate in candidates if candidate.lexical_match or candidate.hit.dense_score >= threshold]
+    matched_documents = {candidate.hit.record.document_id for candidate in kept if candidate.lexical_match}
+    if len(matched_documents) > PROMOTED_DOCUMENTS:  # the terms are not specific here: the fused order stands
+        return kept
     return sorted(kept, key=lambda candidate: not candidate.lexical_match)
 
 

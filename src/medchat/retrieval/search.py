@@ -13,6 +13,7 @@ a document's start keeps its topic.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import numpy as np
 from medchat.retrieval.chunking import Chunk
 from medchat.retrieval.embeddings import Embedder, default_embedder
 from medchat.retrieval.passages import snippet
-from medchat.retrieval.ranking import Span, diverse_spans, judge
+from medchat.retrieval.ranking import Span, diverse_spans, judge, unknown_terms
 from medchat.retrieval.scope import SearchScope, Visibility
 from medchat.retrieval.sparse import SparseVector, document_vector, query_vector
 from medchat.retrieval.vectorstore import HybridParams, PassagePoint, PassageRecord, SearchMode, VectorStore
@@ -73,7 +74,7 @@ class IndexResult:
 def embedding_text(chunk: Chunk, title: str = "") -> str:
     """What is embedded and matched lexically: the title and heading path give a chunk its context
     (the title is left out when the heading path already starts with it)."""
-    context = [part for part in (title.strip(), chunk.section) if part]
+    context = [part for part in (title.strip() if _names_something(title) else "", chunk.section) if part]
     if len(context) == 2 and chunk.section.casefold().startswith(context[0].casefold()):
         context = [chunk.section]
     return "\n".join([" > ".join(context), chunk.text]) if context else chunk.text
@@ -133,14 +134,19 @@ class Retriever:
         limit = top_k or self._top_k
         threshold = self._score_threshold if score_threshold is None else score_threshold
         dense = (await self._embedder.embed_async([query]))[0]
-        hits = await self._store.search(
-            dense,
-            query_vector(query),
-            scope=scope,
-            limit=limit * CANDIDATES_PER_RESULT,
-            mode=mode,
-            hybrid=self._hybrid,
-        )
+        lexical = query_vector(query)
+        searches = [
+            self._store.search(
+                dense, lexical, scope=scope, limit=limit * CANDIDATES_PER_RESULT, mode=mode, hybrid=self._hybrid
+            )
+        ]
+        if mode == "hybrid" and unknown_terms(query):
+            # Fusion can rank a passage holding a term the model does not know below the cut when its
+            # cosine is low; the best lexical hits join the candidates so ``judge`` can see them.
+            searches.append(self._store.search(dense, lexical, scope=scope, limit=limit, mode="sparse"))
+        fused, *lexical_only = await asyncio.gather(*searches)
+        seen = {hit.id for hit in fused}
+        hits = fused + [hit for extra in lexical_only for hit in extra if hit.id not in seen]
         spans = diverse_spans(
             judge(hits, query, threshold=threshold), limit=limit, per_document=self._chunks_per_document
         )
@@ -199,6 +205,11 @@ class Retriever:
     async def delete_owner(self, owner_id: str) -> None:
         """Forget every passage a user owns (e.g. when the account is deleted)."""
         await self._store.delete_owner(owner_id)
+
+
+def _names_something(title: str) -> bool:
+    """A title of numbers and codes only ("12345678", "IMG_0042") tells the model nothing about the text."""
+    return any(len(word) >= 3 and word.isalpha() for word in re.split(r"[\W_]+", title))
 
 
 def _passage(span: Span, query: str) -> Passage:
