@@ -62,6 +62,12 @@ def judge(hits: Sequence[Hit], query: str, *, threshold: float) -> list[Candidat
     return sorted(kept, key=lambda candidate: not candidate.lexical_match)
 
 
+def misses_rare_terms(hits: Sequence[Hit], query: str) -> bool:
+    """True when the query has words the model does not know and no hit holds them all."""
+    required = unknown_terms(query)
+    return bool(required) and not any(_holds_all(hit, required) for hit in hits)
+
+
 def _holds_all(hit: Hit, required: frozenset[str]) -> bool:
     record = hit.record
     text = fold(f"{record.title}\n{record.section}\n{record.text}")

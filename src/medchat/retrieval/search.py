@@ -23,7 +23,7 @@ import numpy as np
 from medchat.retrieval.chunking import Chunk
 from medchat.retrieval.embeddings import Embedder, default_embedder
 from medchat.retrieval.passages import snippet
-from medchat.retrieval.ranking import Span, diverse_spans, judge, unknown_terms
+from medchat.retrieval.ranking import Span, diverse_spans, judge, misses_rare_terms
 from medchat.retrieval.scope import SearchScope, Visibility
 from medchat.retrieval.sparse import SparseVector, document_vector, query_vector
 from medchat.retrieval.vectorstore import HybridParams, PassagePoint, PassageRecord, SearchMode, VectorStore
@@ -135,18 +135,14 @@ class Retriever:
         threshold = self._score_threshold if score_threshold is None else score_threshold
         dense = (await self._embedder.embed_async([query]))[0]
         lexical = query_vector(query)
-        searches = [
-            self._store.search(
-                dense, lexical, scope=scope, limit=limit * CANDIDATES_PER_RESULT, mode=mode, hybrid=self._hybrid
-            )
-        ]
-        if mode == "hybrid" and unknown_terms(query):
+        limit_hits = limit * CANDIDATES_PER_RESULT
+        hits = await self._store.search(dense, lexical, scope=scope, limit=limit_hits, mode=mode, hybrid=self._hybrid)
+        if mode == "hybrid" and misses_rare_terms(hits, query):
             # Fusion can rank a passage holding a term the model does not know below the cut when its
             # cosine is low; the best lexical hits join the candidates so ``judge`` can see them.
-            searches.append(self._store.search(dense, lexical, scope=scope, limit=limit, mode="sparse"))
-        fused, *lexical_only = await asyncio.gather(*searches)
-        seen = {hit.id for hit in fused}
-        hits = fused + [hit for extra in lexical_only for hit in extra if hit.id not in seen]
+            seen = {hit.id for hit in hits}
+            extra = await self._store.search(dense, lexical, scope=scope, limit=limit, mode="sparse")
+            hits += [hit for hit in extra if hit.id not in seen]
         spans = diverse_spans(
             judge(hits, query, threshold=threshold), limit=limit, per_document=self._chunks_per_document
         )
