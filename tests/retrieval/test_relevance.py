@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from medchat.retrieval import Retriever, SearchScope
-from medchat.retrieval.chunking import Chunk, chunk_document
-from medchat.retrieval.document import ParsedPage
+from medchat.retrieval.chunking import Chunk
 from medchat.retrieval.embeddings import Embedder
 from medchat.retrieval.ranking import join_overlapping, unknown_terms
 from medchat.retrieval.search import DocumentInfo, embedding_text
 from medchat.retrieval.vectorstore import EdgeVectorStore, VectorStore
+from tests.support.chunks import chunks_of
 from tests.support.leaflets import GOUT_LEAFLET
 
 ALICE = SearchScope(user_id="alice")
@@ -25,10 +25,6 @@ OFF_TOPIC = [
     "How do I reset my router password?",
     "Tell me a joke about penguins.",
 ]
-
-
-def chunks_of(text: str, *, chunk_tokens: int = 220) -> list[Chunk]:
-    return chunk_document([ParsedPage(1, text)], chunk_tokens=chunk_tokens, overlap_tokens=40)
 
 
 @pytest.fixture

@@ -5,19 +5,14 @@ from __future__ import annotations
 import pytest
 
 from medchat.retrieval import Retriever, SearchScope
-from medchat.retrieval.chunking import Chunk, chunk_document
-from medchat.retrieval.document import ParsedPage
 from medchat.retrieval.embeddings import Embedder
 from medchat.retrieval.search import DocumentInfo
 from medchat.retrieval.vectorstore import VectorStore
+from tests.support.chunks import chunks_of
 
 ADMIN = SearchScope(user_id="admin", is_admin=True)
 ALICE = SearchScope(user_id="alice")
 BOB = SearchScope(user_id="bob")
-
-
-def chunks_of(text: str) -> list[Chunk]:
-    return chunk_document([ParsedPage(1, text)], chunk_tokens=220, overlap_tokens=40)
 
 
 @pytest.fixture

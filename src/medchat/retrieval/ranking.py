@@ -51,21 +51,18 @@ def unknown_terms(query: str) -> frozenset[str]:
     return frozenset(found)
 
 
-def judge(hits: Sequence[Hit], query: str, *, threshold: float) -> list[Candidate]:
-    """The hits that count, lexically confirmed ones first, each group in the store's order."""
-    required = unknown_terms(query)
-    candidates = [Candidate(hit, bool(required) and _holds_all(hit, required)) for hit in hits]
+def assess(hits: Sequence[Hit], required: frozenset[str]) -> list[Candidate]:
+    """Each hit with whether it holds every ``required`` term (``unknown_terms`` of the query)."""
+    return [Candidate(hit, bool(required) and _holds_all(hit, required)) for hit in hits]
+
+
+def judge(candidates: Sequence[Candidate], *, threshold: float) -> list[Candidate]:
+    """The candidates that count, lexically confirmed ones first, each group in the store's order."""
     kept = [candidate for candidate in candidates if candidate.lexical_match or candidate.hit.dense_score >= threshold]
     matched_documents = {candidate.hit.record.document_id for candidate in kept if candidate.lexical_match}
     if len(matched_documents) > PROMOTED_DOCUMENTS:  # the terms are not specific here: the fused order stands
         return kept
     return sorted(kept, key=lambda candidate: not candidate.lexical_match)
-
-
-def misses_rare_terms(hits: Sequence[Hit], query: str) -> bool:
-    """True when the query has words the model does not know and no hit holds them all."""
-    required = unknown_terms(query)
-    return bool(required) and not any(_holds_all(hit, required) for hit in hits)
 
 
 def _holds_all(hit: Hit, required: frozenset[str]) -> bool:
@@ -81,7 +78,7 @@ def _holds_all(hit: Hit, required: frozenset[str]) -> bool:
 def diverse_spans(candidates: Sequence[Candidate], *, limit: int, per_document: int) -> list[Span]:
     """Up to ``limit`` passages, best first: near-duplicates dropped, at most ``per_document`` chunks of
     one document, adjacent chunks of one document merged into one passage (ranked where its best was)."""
-    kept: list[Hit] = []
+    groups: list[list[Hit]] = []
     kept_texts = NearDuplicates()
     per_document_count: dict[str, int] = {}
     for candidate in candidates:
@@ -90,26 +87,21 @@ def diverse_spans(candidates: Sequence[Candidate], *, limit: int, per_document: 
         if per_document_count.get(document_id, 0) >= per_document or not kept_texts.add(hit.record.text):
             continue
         per_document_count[document_id] = per_document_count.get(document_id, 0) + 1
-        kept.append(hit)
-        if len(_group_adjacent(kept)) == limit:
+        _join_group(groups, hit)
+        if len(groups) == limit:
             break
-    return [_span(group) for group in _group_adjacent(kept)][:limit]
+    return [_span(group) for group in groups]
 
 
-def _group_adjacent(hits: Sequence[Hit]) -> list[list[Hit]]:
-    """Hits grouped with adjacent chunks of the same document, groups in order of their first (best) hit."""
-    groups: list[list[Hit]] = []
-    for hit in hits:
-        for group in groups:
-            indexes = {member.record.chunk_index for member in group}
-            if group[0].record.document_id == hit.record.document_id and (
-                hit.record.chunk_index - 1 in indexes or hit.record.chunk_index + 1 in indexes
-            ):
-                group.append(hit)
-                break
-        else:
-            groups.append([hit])
-    return groups
+def _join_group(groups: list[list[Hit]], hit: Hit) -> None:
+    """Add ``hit`` to the group holding an adjacent chunk of its document, else start a group after the others."""
+    for group in groups:
+        if group[0].record.document_id == hit.record.document_id and any(
+            abs(member.record.chunk_index - hit.record.chunk_index) == 1 for member in group
+        ):
+            group.append(hit)
+            return
+    groups.append([hit])
 
 
 def _span(group: list[Hit]) -> Span:

@@ -23,7 +23,7 @@ import numpy as np
 from medchat.retrieval.chunking import Chunk
 from medchat.retrieval.embeddings import Embedder, default_embedder
 from medchat.retrieval.passages import snippet
-from medchat.retrieval.ranking import Span, diverse_spans, judge, misses_rare_terms
+from medchat.retrieval.ranking import Span, assess, diverse_spans, judge, unknown_terms
 from medchat.retrieval.scope import SearchScope, Visibility
 from medchat.retrieval.sparse import SparseVector, document_vector, query_vector
 from medchat.retrieval.vectorstore import HybridParams, PassagePoint, PassageRecord, SearchMode, VectorStore
@@ -137,14 +137,16 @@ class Retriever:
         lexical = query_vector(query)
         limit_hits = limit * CANDIDATES_PER_RESULT
         hits = await self._store.search(dense, lexical, scope=scope, limit=limit_hits, mode=mode, hybrid=self._hybrid)
-        if mode == "hybrid" and misses_rare_terms(hits, query):
+        required = unknown_terms(query)
+        candidates = assess(hits, required)
+        if mode == "hybrid" and required and not any(candidate.lexical_match for candidate in candidates):
             # Fusion can rank a passage holding a term the model does not know below the cut when its
             # cosine is low; the best lexical hits join the candidates so ``judge`` can see them.
             seen = {hit.id for hit in hits}
             extra = await self._store.search(dense, lexical, scope=scope, limit=limit, mode="sparse")
-            hits += [hit for hit in extra if hit.id not in seen]
+            candidates += assess([hit for hit in extra if hit.id not in seen], required)
         spans = diverse_spans(
-            judge(hits, query, threshold=threshold), limit=limit, per_document=self._chunks_per_document
+            judge(candidates, threshold=threshold), limit=limit, per_document=self._chunks_per_document
         )
         return [_passage(span, query) for span in spans]
 

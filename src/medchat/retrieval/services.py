@@ -199,8 +199,7 @@ class DocumentService:
         document = await self._manageable(viewer, document_id)
         if document.status != "failed":
             raise ValidationFailed("Only a failed document can be retried.")
-        await self._update(document, status="queued", stage=None, error=None, progress=0.0, attempts=0)
-        await self._enqueue(document)
+        await self._requeue(document)
         return view_of(document)
 
     async def stale_documents(self, *, everything: bool = False) -> list[DocumentView]:
@@ -216,6 +215,9 @@ class DocumentService:
         document = await SourceDocument.get(ObjectId(document_id))
         if document is None:
             raise NotFound("No such document.")
+        await self._requeue(document)
+
+    async def _requeue(self, document: SourceDocument) -> None:
         await self._update(document, status="queued", stage=None, error=None, progress=0.0, attempts=0)
         await self._enqueue(document)
 
