@@ -138,6 +138,10 @@ async def reindex(settings: Settings, *, everything: bool = False, console: Cons
                     progress.update(task, current=view.title[:40])
                     try:
                         await documents.ingest(view.id)
+                        outcome = await documents.get_visible(SYSTEM_OWNER, document_id=view.id)
+                        if outcome.status == "failed":  # an unreadable file fails the document, not the call
+                            failed += 1
+                            console.print(f"[red]{view.title}: {outcome.error}")
                     except Exception as error:  # noqa: BLE001 - reported; the next document still runs
                         failed += 1
                         console.print(f"[red]{view.title}: {error}")

@@ -12,6 +12,7 @@ from medchat.ingest import ingest_paths, reindex
 from medchat.retrieval import DocumentService, SearchScope
 from medchat.retrieval.models import SourceDocument
 from medchat.retrieval.search import INDEX_VERSION
+from medchat.retrieval.storage import FileStore
 from medchat.runtime import Runtime
 from medchat.settings import Settings
 from tests.support.serve import MEDCHAT, ServeProcess
@@ -70,6 +71,19 @@ async def test_all_redoes_every_ready_document(settings: Settings, tmp_path: Pat
     await ingest_paths(settings, [sources(tmp_path)])
     report = await reindex(settings, everything=True)
     assert (report.done, report.failed, report.remaining) == (2, 0, 0)
+
+
+async def test_a_document_that_can_no_longer_be_read_counts_as_failed(settings: Settings, tmp_path: Path) -> None:
+    outcomes = {outcome.path.name: outcome for outcome in await ingest_paths(settings, [sources(tmp_path)])}
+    runtime = await Runtime.open(settings)
+    try:
+        document = await SourceDocument.get(outcomes["gout.txt"].document_id)
+        assert document is not None
+        FileStore(settings.uploads_dir).path(document.storage_key).unlink()
+    finally:
+        await runtime.close()
+    report = await reindex(settings, everything=True)
+    assert (report.done, report.failed) == (1, 1)
 
 
 @pytest.mark.slow
