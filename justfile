@@ -8,6 +8,10 @@ serve *args:
 test *args:
     scripts/test {{args}}
 
+# Refresh the hashed lock files (requirements/*.lock) from pyproject.toml; `just lock --upgrade` for newest releases
+lock *args:
+    scripts/lock {{args}}
+
 # Lint: ruff and the import boundaries
 lint:
     .venv/bin/ruff check src tests bench

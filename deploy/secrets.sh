@@ -50,7 +50,7 @@ case "${1:-}" in
       MONGO_INITDB_ROOT_USERNAME=medchat \
       MONGO_INITDB_ROOT_PASSWORD="$mongo_password" \
       REDIS_PASSWORD="$redis_password" \
-      QDRANT_API_KEY="$qdrant_api_key"
+      QDRANT_CONFIG="$(printf 'service:\n  api_key: %s\n' "$qdrant_api_key")"
     create_secret "$namespace" medchat-secrets \
       MEDCHAT_SECRET_KEY="$secret_key" \
       MEDCHAT_LLM_API_KEY="$llm_api_key" \

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import structlog
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -20,9 +21,11 @@ from medchat import __version__, auth, chat, retrieval
 from medchat.logs import configure_process_logging
 from medchat.platform.embedded import SERVE_PID_VARIABLE, stop_when_orphaned
 from medchat.platform.health import health_handlers
+from medchat.platform.instances import repeat_every
+from medchat.platform.openapi import SECURITY_COMPONENTS
 from medchat.platform.problems import exception_handlers
 from medchat.platform.registry import STATE_KEY as SERVICES_STATE_KEY
-from medchat.platform.requests import client_ip
+from medchat.platform.requests import TRUSTED_PROXIES_STATE_KEY, client_ip, parse_networks
 from medchat.platform.security import security_headers
 from medchat.platform.telemetry import MetricsController, opentelemetry_config, prometheus_config
 from medchat.platform.web import static_files_router, template_config
@@ -43,7 +46,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.runtime = runtime
         app.state[SERVICES_STATE_KEY] = runtime.services
         app.state.readiness = runtime.readiness
-        background: list[asyncio.Task[None]] = []
+        background: list[asyncio.Task[None]] = [
+            asyncio.create_task(
+                repeat_every(settings.orphan_sweep_seconds, runtime.sweep_orphans, name="orphan sweep"),
+                name="orphan-sweep",
+            )
+        ]
         if settings.any_store_embedded:
             background.append(asyncio.create_task(supervise_embedded_worker(runtime), name="embedded-arq-worker"))
         if SERVE_PID_VARIABLE in os.environ:
@@ -70,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         lifespan=[lifespan],
         dependencies={"client_ip": Provide(client_ip, sync_to_thread=False)},
+        state=State({TRUSTED_PROXIES_STATE_KEY: parse_networks(settings.trusted_proxies)}),
         plugins=[HTMXPlugin(), OpenTelemetryPlugin(opentelemetry_config()), auth.AuthPlugin(settings)],
         middleware=[prometheus_config.middleware],
         before_send=[security_headers(hsts=settings.secure_cookies)],
@@ -81,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version=__version__,
             description="Grounded medical question answering with citations.",
             path="/schema",
+            components=SECURITY_COMPONENTS,
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         logging_config=None,

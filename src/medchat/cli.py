@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+PRIVATE_UMASK = 0o077
+
 
 @dataclass(frozen=True, slots=True)
 class LazyCommand:
@@ -131,6 +133,8 @@ def friendly_errors(command: F) -> F:
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """medchat: grounded medical question answering with citations."""
+    # Files medchat and its children (store servers, web workers) create are their owner's only.
+    os.umask(PRIVATE_UMASK)
     # The commands defined here configure logging when they run; another module's commands get it here.
     lazy = LAZY_COMMANDS.get(ctx.invoked_subcommand or "")
     if lazy is not None and lazy.scrubbed_logging:
@@ -183,8 +187,19 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
 
 
 @main.command()
-@friendly_errors
-def worker() -> None:
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Do not run: exit 0 if this machine's worker heartbeat is fresh, 1 if not (a container probe).",
+)
+@click.option(
+    "--max-age",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="With --check: seconds after which the heartbeat counts as stale.",
+)
+def worker(check: bool, max_age: float) -> None:
     """Run the background jobs on real stores: ingest_document, purge_audit_log (daily) and ping.
 
     \b
@@ -194,8 +209,32 @@ def worker() -> None:
     ping             answer a queue round-trip check
 
     Every store must be a real server (MEDCHAT_MONGODB_URI, MEDCHAT_REDIS_URL, MEDCHAT_QDRANT_URL): with an
-    embedded store, `medchat serve` runs these jobs itself.
+    embedded store, `medchat serve` runs these jobs itself. While Redis answers, the worker touches
+    MEDCHAT_WORKER_HEARTBEAT_PATH every MEDCHAT_WORKER_HEARTBEAT_SECONDS; `medchat worker --check` reads it.
     """
+    if check:
+        check_worker_heartbeat(max_age)
+    else:
+        run_worker()
+
+
+def check_worker_heartbeat(max_age: float) -> None:
+    """Exit 0 when the heartbeat file is younger than ``max_age`` seconds, 1 otherwise; loads no settings."""
+    from medchat import heartbeat
+
+    path = heartbeat.configured_heartbeat_file()
+    age = heartbeat.age_seconds(path)
+    if age is None:
+        click.echo(f"no worker heartbeat at {path}", err=True)
+        raise SystemExit(1)
+    if age > max_age:
+        click.echo(f"worker heartbeat at {path} is stale: {age:.0f} s old (limit {max_age:g} s)", err=True)
+        raise SystemExit(1)
+    click.echo(f"worker heartbeat {age:.1f} s old")
+
+
+@friendly_errors
+def run_worker() -> None:
     settings = load_settings()
     if settings.any_store_embedded:
         raise click.ClickException(
@@ -203,9 +242,9 @@ def worker() -> None:
             "store belongs to the one `medchat serve` process, which runs the jobs itself; Qdrant Edge locks "
             "its storage to one process)"
         )
-    from medchat.worker import run_worker
+    from medchat.worker import run_worker as run_jobs
 
-    asyncio.run(run_worker(settings))
+    asyncio.run(run_jobs(settings))
 
 
 @main.command()

@@ -16,6 +16,7 @@ from medchat.llm import LLMProvider, build_provider
 from medchat.platform.audit import AuditEvent
 from medchat.platform.events import USER_DELETED, USER_EXPORT_REQUESTED, EventBus
 from medchat.platform.health import ReadinessChecks
+from medchat.platform.instances import InstanceHeartbeat
 from medchat.platform.registry import ServiceRegistry
 from medchat.platform.stores import Stores
 from medchat.retrieval import KnowledgeBase, Passage, Retriever, SearchScope, open_knowledge_base
@@ -44,6 +45,8 @@ class Runtime:
     retriever: Retriever | None = None
     """The chat's search; None only in a CLI process that joined a running server, which owns the embedded index."""
     chat_engine: chat.ChatEngine | None = None
+    instance: InstanceHeartbeat | None = None
+    """This process's heartbeat: answers and ingestion jobs it runs carry its id (see ``sweep_orphans``)."""
 
     @classmethod
     async def open(cls, settings: Settings, *, join_running: bool = False) -> Runtime:
@@ -58,18 +61,25 @@ class Runtime:
         runtime.readiness.add("mongodb", stores.ping_mongodb)
         runtime.readiness.add("redis", stores.ping_redis)
         try:
+            runtime.instance = InstanceHeartbeat(
+                stores.redis,
+                ttl_seconds=settings.instance_ttl_seconds,
+                interval_seconds=settings.instance_heartbeat_seconds,
+            )
+            await runtime.instance.start()
             await runtime._open_retrieval()
             # Traces (LangSmith, when on) never carry health identifiers, whatever the model is sent.
             # Sources-only answers score sentences with the knowledge base's own embedding model.
             embed = runtime.retriever.embedder.embed_async if runtime.retriever is not None else None
             runtime.llm = build_provider(settings, redact=chat.redact_phi, embed=embed)
-            runtime.readiness.add("llm", runtime.llm.ping)
+            runtime.readiness.add("llm", runtime.llm.ping, optional=True)  # chat answers 503 on its own
             runtime.chat_engine = runtime.services.register(
                 chat.ChatEngine(
                     settings,
                     provider=runtime.llm,
                     search=runtime.search_passages,
                     limits=chat.ChatLimits(stores.redis, settings),
+                    instances=runtime.instance,
                 )
             )
             for service in runtime.chat_engine.handler_services():
@@ -83,7 +93,11 @@ class Runtime:
 
     async def _open_retrieval(self) -> None:
         self.knowledge_base = await open_knowledge_base(
-            self.settings, queue=self.job_queue, joined_running=self.stores.joined
+            self.settings,
+            queue=self.job_queue,
+            joined_running=self.stores.joined,
+            redis=self.stores.redis,
+            instances=self.instance,
         )
         self.services.register(self.knowledge_base.documents)
         self.retriever = self.knowledge_base.retriever
@@ -106,6 +120,14 @@ class Runtime:
             return []
         return await self.retriever.search(query, scope=SearchScope(user_id=user_id, is_admin=is_admin))
 
+    async def sweep_orphans(self) -> None:
+        """Fail the answers and requeue the ingestion jobs of processes that died (their instance heartbeat
+        lapsed); serving and worker processes run this every ``orphan_sweep_seconds``."""
+        if self.chat_engine is not None:
+            await self.chat_engine.fail_orphaned()
+        if self.knowledge_base is not None:
+            await self.knowledge_base.documents.requeue_orphaned()
+
     async def close(self) -> None:
         if self.chat_engine is not None:
             await self.chat_engine.close()
@@ -113,6 +135,8 @@ class Runtime:
             await self.llm.aclose()
         if self.knowledge_base is not None:
             await self.knowledge_base.close()
+        if self.instance is not None:
+            await self.instance.stop()
         await self.job_queue.aclose()
         await self.stores.close()
 

@@ -6,17 +6,25 @@ message that names the variable, so ``medchat serve`` can print it and stop.
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from medchat.heartbeat import default_heartbeat_file
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 MIN_SECRET_KEY_LENGTH = 32
+FILE_SUFFIX = "_FILE"
+SECRET_FIELDS = ("secret_key", "mongodb_uri", "redis_url", "qdrant_url", "qdrant_api_key", "llm_api_key")
+"""Settings that may also be read from a file named by ``MEDCHAT_<NAME>_FILE`` (a mounted Secret)."""
 
 
 class SettingsError(Exception):
@@ -31,6 +39,38 @@ def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """``MEDCHAT_<NAME>_FILE=/path``: the file's content, stripped, is the value of ``MEDCHAT_<NAME>``.
+
+    Setting a variable and its ``_FILE`` variant together, or naming a file that cannot be read, is an error
+    that names them (never the value). Every such problem is reported at once.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ reads every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for field in SECRET_FIELDS:
+            variable = f"MEDCHAT_{field.upper()}"
+            file_variable = variable + FILE_SUFFIX
+            path = os.environ.get(file_variable)
+            if path is None:
+                continue
+            if variable in os.environ:
+                problems.append(f"{variable} and {file_variable} are both set: keep one of them")
+                continue
+            try:
+                values[field] = Path(path).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as error:
+                reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+                problems.append(f"{file_variable}: cannot read {path}: {reason}")
+        if problems:
+            raise SettingsError("invalid configuration:\n  " + "\n  ".join(problems))
+        return values
 
 
 class Settings(BaseSettings):
@@ -52,6 +92,18 @@ class Settings(BaseSettings):
     """``auto``: JSON in production, readable lines in a terminal."""
     secret_key: str | None = Field(default=None, repr=False)
     """Signs tokens and cookies. Required in production; generated once into the data dir otherwise."""
+    worker_heartbeat_path: Path = Field(default_factory=default_heartbeat_file)
+    """``medchat worker`` touches this file while its Redis answers; ``medchat worker --check`` (a container
+    probe) exits 0 while it is fresh. Default: ``medchat-worker.alive`` in the temporary directory."""
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    """How often the worker touches its heartbeat file."""
+    instance_ttl_seconds: float = Field(default=15.0, gt=0)
+    """Each process keeps ``medchat:instance:<id>`` in Redis with this TTL; answers and ingestion jobs of an
+    instance whose key has lapsed are orphans (failed, or requeued) at the next sweep."""
+    instance_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    """How often a process refreshes its instance key (well under ``instance_ttl_seconds``)."""
+    orphan_sweep_seconds: float = Field(default=5.0, gt=0)
+    """How often serving and worker processes look for answers and ingestion jobs left by a dead process."""
 
     # --- stores: a URL means a real server; none means an embedded stand-in ---------------------
     mongodb_uri: str | None = None
@@ -60,6 +112,12 @@ class Settings(BaseSettings):
     qdrant_url: str | None = None
     qdrant_api_key: str | None = Field(default=None, repr=False)
     qdrant_collection: str = "passages"
+    store_timeout_seconds: float = Field(default=4.0, gt=0)
+    """How long a MongoDB or Redis operation may wait for its server (connecting, selecting it, each reply)
+    before the request answers 503 ``dependency_unavailable``; a retried read may take it twice."""
+    embedded_restart_delay_seconds: float = Field(default=1.0, gt=0)
+    """First wait before an embedded store server that died is started again; doubles while it keeps
+    failing, up to 30 s."""
 
     # --- auth ------------------------------------------------------------------------------------
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
@@ -69,9 +127,11 @@ class Settings(BaseSettings):
     registration_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """When set, only emails in these domains may register (comma-separated)."""
     login_attempts_per_minute: int = Field(default=5, ge=1)
-    """Failed logins allowed per account in any 60 s; the next attempt answers 429 until the window slides."""
+    """Failed logins allowed per account *from one client address* in any 60 s; the next attempt from that
+    address answers 429 until the window slides. The owner signing in from elsewhere is not affected."""
     login_attempts_per_minute_per_address: int = Field(default=30, ge=1)
-    """Failed logins allowed per client address in any 60 s (higher: many people share one address)."""
+    """Failed logins allowed per client address in any 60 s, whatever the accounts (higher: many people share
+    one address)."""
     password_min_length: int = Field(default=12, ge=8, le=128)
     password_hash_time_cost: int = Field(default=2, ge=1)
     """argon2id passes. The defaults are OWASP's (19 MiB, 2 passes, 1 lane): ~75 ms per hash on 2 cores, where
@@ -80,6 +140,18 @@ class Settings(BaseSettings):
     """argon2id memory in KiB."""
     password_hash_parallelism: int = Field(default=1, ge=1)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    login_attempts_per_minute_per_account: int = Field(default=100, ge=1)
+    """Failed logins allowed per account from all addresses together in any 60 s: guessing spread over many
+    addresses. Much roomier than ``login_attempts_per_minute``, so a stranger cannot lock the owner out cheaply."""
+    registrations_per_hour_per_address: int = Field(default=20, ge=1)
+    """Sign-up attempts (API and page) allowed per client address in any hour; more answer 429."""
+    password_failures_per_hour: int = Field(default=10, ge=1)
+    """Wrong current passwords allowed per account in any hour when changing the password or deleting the
+    account (API and page); more answer 429, so a stolen session cannot be used to guess the password."""
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Networks of the reverse proxies in front of medchat (comma-separated CIDRs, e.g. ``10.42.0.0/16``;
+    default none). Only a peer in them is believed about the client's address (``X-Forwarded-For``, else
+    ``Forwarded``: the right-most address not in these networks); every limit and the audit log use it."""
 
     # --- llm -------------------------------------------------------------------------------------
     llm_provider: Literal["auto", "remote", "local", "sources-only"] = "auto"
@@ -101,6 +173,28 @@ class Settings(BaseSettings):
     """Passages of one document a search returns at most (adjacent chunks merged count once each)."""
     chunk_tokens: int = Field(default=220, ge=32)
     chunk_overlap_tokens: int = Field(default=40, ge=0)
+    max_media_mb: int = Field(default=25, ge=1)
+    """The largest image (OCR) or recording (speech) the composer's helpers and the API accept."""
+    parse_max_extracted_mb: int = Field(default=200, ge=1)
+    """What the members of a DOCX (a zip archive) may expand to in total; larger archives fail unread."""
+    parse_max_compression_ratio: int = Field(default=100, ge=1)
+    """How many times its compressed size one archive member may expand to (members over 1 MB expanded)."""
+    parse_max_archive_members: int = Field(default=5000, ge=1)
+    parse_memory_mb: int = Field(default=2048, ge=256)
+    """Address space of a parse worker (a child process): a parse needing more fails the document."""
+    parse_cpu_seconds: int = Field(default=300, ge=1)
+    """CPU time one parse, OCR or transcription may use in its worker before the worker is stopped."""
+    parse_timeout_seconds: float = Field(default=600.0, gt=0)
+    """Wall-clock time one parse, OCR or transcription may take before its worker is stopped."""
+    heavy_work_concurrency: int = Field(default=2, ge=1, le=32)
+    """Parses, OCR and transcriptions running at once in a process (one parse worker each)."""
+    heavy_work_wait_seconds: float = Field(default=5.0, ge=0)
+    """How long an OCR or speech request waits for a free worker before answering 503 ``busy``."""
+    media_requests_per_hour_user: int = Field(default=60, ge=0)
+    """OCR and speech requests (each counted apart) a user may make per clock hour; 0 = unlimited."""
+    ingest_stale_minutes: float = Field(default=30.0, gt=0)
+    """A document ``processing`` this long without progress, stored before ingestion jobs had an owner
+    instance, was orphaned by a crash and is queued again."""
 
     # --- safety ----------------------------------------------------------------------------------
     emergency_number: str = "112"
@@ -135,9 +229,20 @@ class Settings(BaseSettings):
     standalone question (one short call; the thread's topic words when that fails), ``terms`` always uses
     the topic words of the thread's earlier questions, ``off`` searches the question as asked."""
     chat_stale_streaming_minutes: float = Field(default=10.0, gt=0)
-    """An answer still ``streaming`` this long after it started was orphaned by a crash and is marked failed."""
+    """An answer still ``streaming`` this long after it started, stored before answers had an owner instance,
+    was orphaned by a crash and is marked failed (owned answers fail once their owner's heartbeat lapses)."""
 
-    _split = field_validator("registration_domains", "cors_origins", "out_of_scope_topics", mode="before")(_split_csv)
+    _split = field_validator(
+        "registration_domains", "cors_origins", "out_of_scope_topics", "trusted_proxies", mode="before"
+    )(_split_csv)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, networks: list[str]) -> list[str]:
+        try:
+            return [str(ipaddress.ip_network(network, strict=False)) for network in networks]
+        except ValueError as error:
+            raise ValueError(f"{error} (write CIDRs such as 10.42.0.0/16, comma-separated)") from None
 
     @field_validator("registration_domains")
     @classmethod
@@ -146,12 +251,25 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:
-        if self.environment == "production":
-            if not self.secret_key:
-                raise ValueError("MEDCHAT_SECRET_KEY is required when MEDCHAT_ENVIRONMENT=production")
-            if len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
-                raise ValueError(f"MEDCHAT_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters")
+        if self.environment == "production" and not self.secret_key:
+            raise ValueError(
+                "MEDCHAT_SECRET_KEY (or MEDCHAT_SECRET_KEY_FILE) is required when MEDCHAT_ENVIRONMENT=production"
+            )
+        # Every environment: a short key makes tokens, sessions' CSRF tokens and cookies guessable.
+        if self.secret_key is not None and len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(f"MEDCHAT_SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters")
         return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, SecretFilesSource(settings_cls), dotenv_settings, file_secret_settings)
 
     @classmethod
     def load(cls, **overrides: object) -> Settings:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
 from arq.cron import cron
 from arq.worker import Worker
 
-from medchat import retrieval
+from medchat import heartbeat, retrieval
 from medchat.logs import configure_process_logging
 from medchat.platform import audit
+from medchat.platform.instances import repeat_every
 from medchat.runtime import QUEUE_NAME, Runtime, arq_redis_settings
 from medchat.settings import Settings
 
@@ -56,13 +59,36 @@ async def run_worker(settings: Settings) -> None:
     configure_process_logging(settings)
     runtime = await Runtime.open(settings)
     worker = build_worker(runtime, handle_signals=True)
+    beating = asyncio.create_task(
+        beat_while_redis_answers(
+            settings.worker_heartbeat_path, runtime.stores.ping_redis, interval=settings.worker_heartbeat_seconds
+        )
+    )
+    sweeping = asyncio.create_task(
+        repeat_every(settings.orphan_sweep_seconds, runtime.sweep_orphans, name="orphan sweep")
+    )
     try:
         await worker.async_run()
     except asyncio.CancelledError:
         pass
     finally:
+        sweeping.cancel()
+        beating.cancel()
+        heartbeat.clear(settings.worker_heartbeat_path)
         await worker.close()
         await runtime.close()
+
+
+async def beat_while_redis_answers(path: Path, ping_redis: Callable[[], Awaitable[object]], *, interval: float) -> None:
+    """Touch the heartbeat file of ``medchat worker --check`` every ``interval`` seconds while Redis answers."""
+    while True:
+        try:
+            await ping_redis()
+        except Exception as error:  # noqa: BLE001 - a silent heartbeat is the report; the probe acts on it
+            log.warning("worker heartbeat withheld: redis does not answer", error=str(error))
+        else:
+            heartbeat.beat(path)
+        await asyncio.sleep(interval)
 
 
 async def supervise_embedded_worker(runtime: Runtime, *, restart_delay: float = 2.0) -> None:

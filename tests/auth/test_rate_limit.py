@@ -110,7 +110,9 @@ async def test_the_window_slides(settings: Settings) -> None:
     redis = Redis.from_url(settings.redis_url)
     clock = FakeClock()
     try:
-        limiter = LoginLimiter(redis, per_account=2, per_address=100, window_seconds=60, clock=clock)
+        limiter = LoginLimiter(
+            redis, per_account_and_address=2, per_account=100, per_address=100, window_seconds=60, clock=clock
+        )
         await limiter.reserve(email_normalized="slide@example.org", address="10.0.0.1")
         clock.advance(20)
         await limiter.reserve(email_normalized="slide@example.org", address="10.0.0.1")

@@ -330,3 +330,15 @@ async def test_an_htmx_swap_gets_the_fragment_and_a_plain_or_boosted_request_the
             assert response.headers["vary"] == "HX-Request"
     page = await client.get(f"/chat/{conversation_id}", headers={**HTMX, "HX-Boosted": "true"})
     assert "<html" in page.text and '<h1 id="chat-title">Gout and diet</h1>' in page.text and "And diet?" in page.text
+
+
+async def test_a_questions_stream_on_the_page_is_404_before_any_stream(
+    client: AsyncTestClient[Litestar], browser: dict[str, str], alice: ChatUser
+) -> None:
+    """The page's stream route, like the API's events route, has events only for answers."""
+    turn = await client.post("/api/v1/chat/messages", json={"content": "What is asthma?"}, headers=alice.headers)
+    assert turn.status_code == 201, turn.text
+    question_id = turn.json()["user_message"]["id"]
+    response = await client.get(f"/chat/messages/{question_id}/stream", headers={**HTMX, **browser})
+    assert response.status_code == 404
+    assert not response.headers["content-type"].startswith("text/event-stream")

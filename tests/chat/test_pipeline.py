@@ -205,8 +205,8 @@ async def test_connection_refused_is_a_clear_503_and_the_question_is_kept(
     )
     assert [name for name, _ in parse_sse(streamed.text)][-1] == "error"
 
-    ready = await unreachable_client.get("/readyz")
-    assert ready.status_code == 503 and ready.json()["checks"]["llm"] != "ok"
+    ready = await unreachable_client.get("/readyz")  # the model's outage is reported, never a reason to be unready
+    assert ready.status_code == 200 and ready.json()["checks"]["llm"] != "ok"
 
 
 @pytest.mark.local_model

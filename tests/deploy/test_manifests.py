@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from medchat.settings import Settings
+from medchat.settings import SECRET_FIELDS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -41,8 +41,10 @@ CHECKOV_CONFIG = {"dev": DEPLOY / "checkov-dev.yaml", "production": DEPLOY / "ch
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 # Kubernetes versions to validate against: the oldest still common on k3s, and the newest schema bundled.
 KUBERNETES_VERSIONS = ["1.30", "1.37"]
-# Containers exempt from HTTP probes, and why: the arq worker serves no HTTP (see deploy/checkov.yaml).
-WITHOUT_PROBES = {("medchat-worker", "worker")}
+# Checks deploy/checkov*.yaml must never skip: the worker has probes, and every Secret is mounted as files.
+NEVER_SKIPPED = {"CKV_K8S_8", "CKV_K8S_9", "CKV_K8S_35"}
+# Readable by the owner (root) and the pod's fsGroup only.
+SECRET_FILE_MODES = {0o400, 0o440}
 # ConfigMaps Kubernetes creates in every namespace.
 BUILTIN_CONFIGMAPS = {"kube-root-ca.crt"}
 TOOL_TIMEOUT_SECONDS = 180
@@ -179,11 +181,66 @@ def medchat_settings_keys(environment: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in environment.items() if key.startswith("MEDCHAT_")}
 
 
+def is_secret_file_variable(variable: str) -> bool:
+    """``MEDCHAT_<NAME>_FILE``, naming the file that holds the secret setting ``<name>``."""
+    return variable.endswith("_FILE") and variable[len("MEDCHAT_") : -len("_FILE")].lower() in SECRET_FIELDS
+
+
 def load_settings(environment: dict[str, str]) -> Settings:
-    """Settings.load from a deployment's MEDCHAT_* variables, the way `medchat serve` would read them."""
-    unknown = [key for key in environment if key[len("MEDCHAT_") :].lower() not in settings_fields()]
+    """Settings.load from a deployment's MEDCHAT_* variables, the way `medchat serve` would read them.
+
+    ``MEDCHAT_<NAME>_FILE`` variables must name files that exist here (see ``materialise_secret_files``)."""
+    plain = {key: value for key, value in environment.items() if not is_secret_file_variable(key)}
+    files = {key.removesuffix("_FILE"): value for key, value in environment.items() if is_secret_file_variable(key)}
+    unknown = [key for key in plain if key[len("MEDCHAT_") :].lower() not in settings_fields()]
     assert not unknown, f"not medchat settings (typo, or renamed in src/medchat/settings.py?): {unknown}"
-    return Settings.load(**{key[len("MEDCHAT_") :].lower(): value for key, value in environment.items()})
+    both = plain.keys() & files.keys()
+    assert not both, f"set both plainly and as a file: {both}"
+    values = {key: Path(path).read_text().strip() for key, path in files.items()}
+    return Settings.load(**{key[len("MEDCHAT_") :].lower(): value for key, value in {**plain, **values}.items()})
+
+
+def container_named(docs: list[Doc], workload: str) -> Doc:
+    return pod_spec(objects(docs, "Deployment")[workload])["containers"][0]
+
+
+def container_environment(docs: list[Doc], workload: str) -> dict[str, str]:
+    """A medchat container's environment: its ConfigMaps, then its own literal env (Secrets are files)."""
+    container = container_named(docs, workload)
+    environment: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        assert "configMapRef" in source, f"{workload}: only ConfigMaps feed the environment, Secrets are files"
+        environment |= objects(docs, "ConfigMap")[source["configMapRef"]["name"]]["data"]
+    for variable in container.get("env", []):
+        if "value" in variable:
+            environment[variable["name"]] = variable["value"]
+    return environment
+
+
+def materialise_secret_files(
+    docs: list[Doc], workload: str, secrets: dict[str, dict[str, str]], root: Path
+) -> dict[str, str]:
+    """The container's environment with each ``*_FILE`` path moved under ``root``, where the file holds what the
+    mounted Secret would hold: a path that no Secret volume of the pod provides fails here."""
+    spec = pod_spec(objects(docs, "Deployment")[workload])
+    container = spec["containers"][0]
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    environment = container_environment(docs, workload)
+    for variable, path in list(environment.items()):
+        if not is_secret_file_variable(variable):
+            continue
+        directory, _, name = path.rpartition("/")
+        [mount] = [mount for mount in container["volumeMounts"] if mount["mountPath"] == directory]
+        assert mount.get("readOnly") is True, (workload, mount)
+        secret = volumes[mount["name"]]["secret"]
+        values = secrets[secret["secretName"]]
+        keys = {item["path"]: item["key"] for item in secret.get("items", [])} or {key: key for key in values}
+        assert name in keys, f"{workload}: {variable}={path} is not a file of Secret {secret['secretName']}"
+        target = root / workload / mount["name"] / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(values[keys[name]] + "\n")
+        environment[variable] = str(target)
+    return environment
 
 
 # --- the Containerfile ---------------------------------------------------------------------------------------
@@ -229,7 +286,15 @@ def test_containerignore_sends_only_what_the_build_needs():
     lines = [line for line in lines if line and not line.startswith("#")]
     assert lines[0] == "*", "an allow-list: everything is ignored first"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "src", "templates", "static"}
+    assert allowed == {
+        "pyproject.toml",
+        "requirements/runtime.lock",
+        "requirements/build.lock",
+        "README.md",
+        "src",
+        "templates",
+        "static",
+    }
     copied = set(re.findall(r"^COPY (?!--from)(.+) \S+$", (ROOT / "Containerfile").read_text(), re.MULTILINE))
     sources = {source.rstrip("/") for line in copied for source in line.split()}
     assert sources <= allowed, f"COPY of something the build context leaves out: {sources - allowed}"
@@ -375,15 +440,64 @@ def test_every_pod_is_hardened(overlay: str):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_container_has_probes_but_the_worker(overlay: str):
+def test_every_container_has_probes(overlay: str):
     for workload in workloads(rendered(overlay)):
         for container in pod_spec(workload)["containers"]:
             key = (workload["metadata"]["name"], container["name"])
             has = {probe for probe in ("livenessProbe", "readinessProbe") if probe in container}
-            if key in WITHOUT_PROBES:
-                assert not has, f"{key} has probes now: drop it from WITHOUT_PROBES and the checkov skips"
-            else:
-                assert has == {"livenessProbe", "readinessProbe"}, key
+            assert has == {"livenessProbe", "readinessProbe"}, key
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_worker_probes_run_the_heartbeat_check(overlay: str):
+    """The worker serves no HTTP: its probes run `medchat worker --check` on the file it touches while Redis
+    answers, which must lie on a writable volume, and its beat must come well within the probe's limit."""
+    docs = rendered(overlay)
+    worker = container_named(docs, "medchat-worker")
+    environment = container_environment(docs, "medchat-worker")
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        command = worker[probe]["exec"]["command"]
+        assert command[:3] == ["medchat", "worker", "--check"], (probe, command)
+        assert worker[probe]["timeoutSeconds"] >= 3, "a Python start-up on a busy node"
+    heartbeat_file = environment["MEDCHAT_WORKER_HEARTBEAT_PATH"]
+    mounts = {mount["mountPath"] for mount in worker["volumeMounts"] if not mount.get("readOnly")}
+    assert any(heartbeat_file.startswith(mount + "/") for mount in mounts), "the read-only root cannot hold it"
+    max_age = float(command[command.index("--max-age") + 1]) if "--max-age" in command else 30.0
+    default_beat = Settings.model_fields["worker_heartbeat_seconds"].default
+    beat = float(environment.get("MEDCHAT_WORKER_HEARTBEAT_SECONDS", default_beat))
+    assert max_age >= 3 * beat
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_secret_reaches_a_container_through_its_environment(overlay: str):
+    for workload in workloads(rendered(overlay)):
+        for container in containers(workload):
+            where = f"{workload['metadata']['name']}/{container['name']}"
+            assert not any("secretRef" in source for source in container.get("envFrom", [])), where
+            for variable in container.get("env", []):
+                assert "secretKeyRef" not in variable.get("valueFrom", {}), (where, variable["name"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_secret_volumes_are_read_only_files_for_the_pod_alone(overlay: str):
+    for workload in workloads(rendered(overlay)):
+        spec = pod_spec(workload)
+        name = workload["metadata"]["name"]
+        secret_volumes = {volume["name"]: volume["secret"] for volume in spec.get("volumes", []) if "secret" in volume}
+        for volume, secret in secret_volumes.items():
+            assert secret.get("defaultMode") in SECRET_FILE_MODES, (name, volume, oct(secret.get("defaultMode", 0o644)))
+            if secret["defaultMode"] & 0o040:
+                assert spec["securityContext"].get("fsGroup"), f"{name}: group-readable needs the pod's fsGroup"
+        for container in containers(workload):
+            for mount in container.get("volumeMounts", []):
+                if mount["name"] in secret_volumes:
+                    assert mount.get("readOnly") is True, (name, mount)
+
+
+def test_checkov_skips_neither_worker_probes_nor_secrets_as_environment():
+    for config in CHECKOV_CONFIG.values():
+        skipped = set(yaml.safe_load(config.read_text())["skip-check"])
+        assert not skipped & NEVER_SKIPPED, f"{config.name} skips {skipped & NEVER_SKIPPED}"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -515,28 +629,31 @@ def test_secrets_script_creates_every_secret_the_pods_read(overlay: str):
     services = objects(rendered(overlay), "Service")
     assert f":{stores['MONGO_INITDB_ROOT_PASSWORD']}@medchat-mongodb:27017/" in medchat["MEDCHAT_MONGODB_URI"]
     assert medchat["MEDCHAT_REDIS_URL"] == f"redis://:{stores['REDIS_PASSWORD']}@medchat-redis:6379/0"
-    assert medchat["MEDCHAT_QDRANT_API_KEY"] == stores["QDRANT_API_KEY"]
+    qdrant_config = yaml.safe_load(stores["QDRANT_CONFIG"])
+    assert medchat["MEDCHAT_QDRANT_API_KEY"] == qdrant_config["service"]["api_key"]
+    assert set(qdrant_config) == {"service"} and set(qdrant_config["service"]) == {"api_key"}
     assert {"medchat-mongodb", "medchat-redis", "medchat-qdrant"} <= services.keys()
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_medchat_accepts_the_configuration(overlay: str):
-    """The ConfigMap plus the Secret, read by medchat's own Settings: the pods would start, not crash-loop."""
+@pytest.mark.parametrize("workload", ["medchat-web", "medchat-worker"])
+def test_medchat_accepts_the_configuration(overlay: str, workload: str, tmp_path: Path):
+    """The ConfigMap plus the mounted Secret's files, read by medchat's own Settings: the pods would start."""
     docs = rendered(overlay)
-    config = configmap_data(docs, "medchat-config-")
-    secrets = secrets_from_script(OVERLAYS[overlay])["medchat-secrets"]
-    settings = load_settings(medchat_settings_keys({**config, **secrets}))
+    secrets = secrets_from_script(OVERLAYS[overlay])
+    environment = materialise_secret_files(docs, workload, secrets, tmp_path)
+    settings = load_settings(medchat_settings_keys(environment))
     assert settings.environment == {"dev": "development", "production": "production"}[overlay]
     assert not settings.any_store_embedded, "in Kubernetes every store is a real server (the worker needs them)"
     assert str(settings.data_dir) == "/data"
-    for workload in ("medchat-web", "medchat-worker"):
-        mounts = {
-            mount["mountPath"]
-            for mount in objects(docs, "Deployment")[workload]["spec"]["template"]["spec"]["containers"][0][
-                "volumeMounts"
-            ]
-        }
-        assert {"/data", "/tmp"} <= mounts, workload
+    medchat_secrets = secrets["medchat-secrets"]
+    assert settings.secret_key == medchat_secrets["MEDCHAT_SECRET_KEY"]
+    assert settings.mongodb_uri == medchat_secrets["MEDCHAT_MONGODB_URI"]
+    assert settings.redis_url == medchat_secrets["MEDCHAT_REDIS_URL"]
+    assert settings.qdrant_api_key == medchat_secrets["MEDCHAT_QDRANT_API_KEY"]
+    assert settings.llm_api_key == medchat_secrets["MEDCHAT_LLM_API_KEY"]
+    mounts = {mount["mountPath"] for mount in container_named(docs, workload)["volumeMounts"]}
+    assert {"/data", "/tmp"} <= mounts, workload
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -549,6 +666,21 @@ def test_urls_point_at_services_that_exist(overlay: str):
         assert match, config[variable]
         host, port = match.group(1), int(match.group(2))
         assert port in {entry["port"] for entry in services[host]["spec"]["ports"]}, variable
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_qdrant_reads_its_api_key_from_a_mounted_config_file(overlay: str):
+    """Qdrant merges config/local.yaml over its own configuration; the key never enters its environment."""
+    docs = rendered(overlay)
+    statefulset = objects(docs, "StatefulSet")["medchat-qdrant"]
+    [qdrant] = pod_spec(statefulset)["containers"]
+    assert not any(variable["name"] == "QDRANT__SERVICE__API_KEY" for variable in qdrant.get("env", []))
+    [mount] = [mount for mount in qdrant["volumeMounts"] if mount["mountPath"] == "/qdrant/config/local.yaml"]
+    assert mount.get("readOnly") is True
+    [volume] = [volume for volume in pod_spec(statefulset)["volumes"] if volume["name"] == mount["name"]]
+    items = {item["path"]: item["key"] for item in volume["secret"]["items"]}
+    assert volume["secret"]["secretName"] == "medchat-store-secrets"
+    assert items[mount["subPath"]] == "QDRANT_CONFIG"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -780,7 +912,7 @@ def test_compose_runs_web_and_worker_from_one_image_on_real_servers():
     assert web["build"]["dockerfile"] == "Containerfile"
     assert web["command"] == ["serve", "--host", "0.0.0.0"]
     assert worker["command"] == ["worker"]
-    assert worker["healthcheck"] == {"disable": True}
+    assert worker["healthcheck"]["test"] == ["CMD", "medchat", "worker", "--check"]
     for service in (web, worker):
         assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
         assert {"mongodb", "redis", "qdrant"} == set(service["depends_on"])

@@ -203,6 +203,46 @@ async def test_a_stream_cut_before_any_text_is_retried(fake_llm: FakeLLMServer, 
     assert len(fake_llm.chat_requests) == 2
 
 
+async def test_a_stream_that_ends_without_finishing_is_interrupted_with_the_partial_text(
+    fake_llm: FakeLLMServer, make_remote: RemoteFactory
+) -> None:
+    """A clean end of the response with no ``finish_reason`` and no ``[DONE]`` is a cut answer, not a whole one."""
+    fake_llm.reply = REPLY
+    fake_llm.cut_after_tokens = 2
+    fake_llm.fail_with("end_stream")
+
+    with pytest.raises(LLMStreamInterrupted) as raised:
+        await _collect(make_remote(max_retries=2))
+
+    assert raised.value.partial_text == "".join(split_tokens(REPLY)[:2])
+    assert len(fake_llm.chat_requests) == 1, "text already reached the reader: never retried"
+
+
+async def test_a_stream_that_ends_before_any_text_is_retried(
+    fake_llm: FakeLLMServer, make_remote: RemoteFactory
+) -> None:
+    fake_llm.reply = REPLY
+    fake_llm.cut_after_tokens = 0
+    fake_llm.fail_with("end_stream", times=1)
+
+    text, events = await _collect(make_remote(max_retries=1))
+
+    assert text == REPLY
+    assert isinstance(events[-1], GenerationDone) and events[-1].finish_reason == "stop"
+    assert len(fake_llm.chat_requests) == 2
+
+
+async def test_a_stream_that_always_ends_before_any_text_is_an_upstream_error(
+    fake_llm: FakeLLMServer, make_remote: RemoteFactory
+) -> None:
+    fake_llm.cut_after_tokens = 0
+    fake_llm.fail_with("end_stream")
+
+    with pytest.raises(LLMUpstreamError):
+        await _collect(make_remote(max_retries=1))
+    assert len(fake_llm.chat_requests) == 2
+
+
 async def test_leaving_a_stream_early_leaves_the_provider_usable(
     fake_llm: FakeLLMServer, make_remote: RemoteFactory
 ) -> None:

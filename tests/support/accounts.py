@@ -66,6 +66,14 @@ def use_session(client: AsyncTestClient[Litestar], secret: str | None) -> None:
         client.cookies.set(SESSION_COOKIE, secret, domain=domain)
 
 
+def use_browser(client: AsyncTestClient[Litestar], *, session: str, csrf: str) -> None:
+    """Present another browser's cookies: its session and the CSRF token issued to that session."""
+    domain = next((cookie.domain for cookie in client.cookies.jar if cookie.name == CSRF_COOKIE), "")
+    client.cookies.clear()
+    client.cookies.set(SESSION_COOKIE, session, domain=domain)
+    client.cookies.set(CSRF_COOKIE, csrf, domain=domain)
+
+
 # --- the chat tests' accounts: a user with its bearer header ---------------------------------------
 PASSWORD = "a long enough test password 42"
 

@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-FailureMode = Literal["status_500", "status_429", "hang", "cut_stream"]
+FailureMode = Literal["status_500", "status_429", "hang", "cut_stream", "end_stream"]
+"""``cut_stream`` drops the connection mid-stream; ``end_stream`` ends the response cleanly after
+``cut_after_tokens`` tokens, with no ``finish_reason`` and no ``[DONE]`` (a proxy or upstream that gives up)."""
 Reply = str | Callable[[dict[str, Any]], str]
 
 DEFAULT_REPLY = "Hypertension means persistently raised blood pressure [1]."
@@ -66,9 +68,11 @@ class FakeLLMServer:
     retry_after_seconds: int = 1
     """Sent as ``Retry-After`` with ``status_429``."""
     cut_after_tokens: int = 3
-    """Tokens streamed before ``cut_stream`` drops the connection."""
+    """Tokens streamed before ``cut_stream`` drops the connection (or ``end_stream`` ends the response)."""
     send_usage: bool = True
     """When False, streams never carry usage, even if the client asks for it."""
+    models_status: int = 200
+    """Status of ``GET /v1/models``; another value (e.g. 500) makes the model list fail as in an outage."""
     host: str = "127.0.0.1"
     port: int = 0
     requests: list[RecordedRequest] = field(default_factory=list)
@@ -178,7 +182,9 @@ class _Handler(BaseHTTPRequestHandler):
     # --- routing ---------------------------------------------------------------------------------
     def do_GET(self) -> None:
         self._record(None)
-        if self.path.rstrip("/") == "/v1/models":
+        if self.path.rstrip("/") == "/v1/models" and self.fake.models_status != 200:
+            self._send_json(self.fake.models_status, {"error": {"message": "fake outage", "type": "server_error"}})
+        elif self.path.rstrip("/") == "/v1/models":
             model = {"id": self.fake.model, "object": "model", "created": 0, "owned_by": "fake"}
             self._send_json(200, {"object": "list", "data": [model]})
         else:
@@ -215,7 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake._stopping.wait(HANG_LIMIT_SECONDS)
             self._drop_connection()
         elif body.get("stream"):
-            self._stream_completion(body, cut=failure == "cut_stream")
+            self._stream_completion(body, cut=failure == "cut_stream", end=failure == "end_stream")
         else:
             self._send_completion(body)
 
@@ -245,7 +251,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         self._send_json(200, answer)
 
-    def _stream_completion(self, body: dict[str, Any], *, cut: bool) -> None:
+    def _stream_completion(self, body: dict[str, Any], *, cut: bool, end: bool = False) -> None:
         tokens, finish_reason = self._answer_tokens(body)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -265,11 +271,16 @@ class _Handler(BaseHTTPRequestHandler):
             if cut and sent == self.fake.cut_after_tokens:
                 self._drop_connection()
                 return
+            if end and sent == self.fake.cut_after_tokens:
+                break
             if self.fake.token_delay:
                 time.sleep(self.fake.token_delay)
             self._send_event(event([{"index": 0, "delta": {"content": token}, "finish_reason": None}]))
         if cut:
             self._drop_connection()
+            return
+        if end:
+            self._send_chunk(b"")
             return
         self._send_event(event([{"index": 0, "delta": {}, "finish_reason": finish_reason}]))
         wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))

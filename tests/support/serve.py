@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import select
@@ -150,3 +151,31 @@ class ServeProcess:
     def __exit__(self, *_: object) -> None:
         if self.process and self.process.poll() is None:
             self.stop()
+
+
+def child_pid(server: ServeProcess, command_part: str) -> int:
+    """The pid of the process below ``server`` whose command line contains ``command_part``."""
+    assert server.process is not None
+    for pid in descendants(server.process.pid):
+        with contextlib.suppress(OSError):
+            if command_part in Path(f"/proc/{pid}/cmdline").read_text(errors="replace"):
+                return pid
+    raise AssertionError(f"no {command_part} below medchat serve")
+
+
+def listening_tcp_ports(pid: int) -> set[int]:
+    """The TCP ports process ``pid`` listens on (IPv4 and IPv6), read from /proc."""
+    inodes = set()
+    for link in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(link)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            columns = row.split()
+            local_address, state, inode = columns[1], columns[3], columns[9]
+            if state == "0A" and inode in inodes:  # 0A: LISTEN
+                ports.add(int(local_address.rsplit(":", 1)[1], 16))
+    return ports

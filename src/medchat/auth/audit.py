@@ -20,6 +20,7 @@ from medchat.auth.guards import require_admin
 from medchat.auth.services import Accounts
 from medchat.platform import audit
 from medchat.platform.errors import NotFound
+from medchat.platform.openapi import BEARER, problem_responses
 from medchat.platform.web import page_or_fragment
 
 PAGE_SIZE = 50
@@ -63,9 +64,10 @@ def event_out(entry: audit.AuditEntry) -> AuditEventOut:
 class AuditController(Controller):
     path = "/api/v1/audit"
     tags = ["audit"]  # noqa: RUF012 - Litestar reads it as a class attribute
+    security = BEARER
     guards = [require_admin]  # noqa: RUF012
 
-    @get("/", summary="Audit events, newest first (admin)")
+    @get("/", summary="Audit events, newest first (admin)", responses=problem_responses(400, 401, 403, 503))
     async def list_events(
         self,
         *,

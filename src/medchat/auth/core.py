@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 
 from medchat.auth.models import User
 from medchat.auth.passwords import Passwords
-from medchat.auth.ratelimit import LoginLimiter
-from medchat.auth.rules import object_id
+from medchat.auth.ratelimit import LoginLimiter, PasswordConfirmLimiter, RegistrationLimiter
+from medchat.auth.rules import field_error, object_id
 from medchat.auth.sessions import Sessions
 from medchat.auth.tokens import AccessTokens, derive_key
 from medchat.platform.errors import NotFound
@@ -37,9 +37,19 @@ class AccountsCore:
         self.sessions = Sessions(redis, lifetime=timedelta(days=settings.session_days))
         self.limiter = LoginLimiter(
             redis,
-            per_account=settings.login_attempts_per_minute,
+            per_account_and_address=settings.login_attempts_per_minute,
+            per_account=settings.login_attempts_per_minute_per_account,
             per_address=settings.login_attempts_per_minute_per_address,
         )
+        self.registrations = RegistrationLimiter(redis, per_address=settings.registrations_per_hour_per_address)
+        self.password_checks = PasswordConfirmLimiter(redis, per_account=settings.password_failures_per_hour)
+
+    async def _confirm_password(self, user: User, password: str, *, field: str, message: str) -> None:
+        """Check a signed-in person's current password; wrong ones are limited per account (429 past it)."""
+        attempt = await self.password_checks.reserve(user_id=str(user.id))
+        if not await self.passwords.verify(user.password_hash, password):
+            raise field_error(field, message)
+        await self.password_checks.release(attempt)
 
     async def _user(self, user_id: str) -> User:
         """The user's document (inside auth only); ``NotFound`` for an unknown or malformed id."""

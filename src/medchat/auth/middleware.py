@@ -17,16 +17,15 @@ from litestar.di import Provide
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
 from litestar.plugins import InitPluginProtocol
 
+from medchat.auth.csrf import CSRF_COOKIE, SessionBoundCSRFMiddleware, csrf_key
 from medchat.auth.deps import provide_current_user
 from medchat.auth.guards import ANONYMOUS_REASON
 from medchat.auth.services import Accounts
 from medchat.auth.sessions import SESSION_COOKIE
-from medchat.auth.tokens import derive_key
 from medchat.platform.registry import registry_of
 from medchat.settings import Settings
 
 API_PREFIX = "/api/"
-CSRF_COOKIE = "medchat_csrf"
 NOT_AUTHENTICATED = ["^/static/", "^/ping$", "^/healthz$", "^/readyz$", "^/metrics", "^/schema", "^/swagger"]
 """Paths that never need a user: skipping them saves a Redis and a MongoDB read per static file."""
 
@@ -50,7 +49,8 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
 
 
 class AuthPlugin(InitPluginProtocol):
-    """Installs authentication, CSRF protection for forms and the ``current_user`` dependency on the app.
+    """Installs authentication, CSRF protection for forms (bound to the session: ``csrf``) and the
+    ``current_user`` dependency on the app.
 
     The middleware finds ``Accounts`` in the runtime's service registry (``app.state``, set by the lifespan).
     """
@@ -67,13 +67,15 @@ class AuthPlugin(InitPluginProtocol):
                 exclude_from_auth_key="skip_authentication",
             )
         )
-        app_config.csrf_config = CSRFConfig(
-            secret=derive_key(self.settings.signing_key, "csrf"),
+        # After authentication: the token is checked against the session the request presents.
+        csrf = CSRFConfig(
+            secret=csrf_key(self.settings.signing_key),
             cookie_name=CSRF_COOKIE,
             cookie_secure=self.settings.secure_cookies,
             cookie_httponly=True,  # pages carry the token in the form and in hx-headers; scripts never read it
             cookie_samesite="lax",
             exclude=[f"^{API_PREFIX}"],
         )
+        app_config.middleware.append(DefineMiddleware(SessionBoundCSRFMiddleware, config=csrf))
         app_config.dependencies["current_user"] = Provide(provide_current_user, sync_to_thread=False)
         return app_config

@@ -21,6 +21,7 @@ from litestar.plugins.htmx import ClientRedirect, HTMXRequest, HTMXTemplate
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_200_OK
 
+from medchat.auth.csrf import csrf_key, issue_for_session
 from medchat.auth.guards import Principal, principal_of, require_admin, require_user
 from medchat.auth.rules import AccountDisabled, RegistrationClosed
 from medchat.auth.services import Accounts
@@ -229,15 +230,17 @@ class ProfilePages(Controller):
             user = await accounts.change_password(
                 current_user.id, current_password=data.current_password, new_password=data.new_password
             )
-        except ValidationFailed as error:
+        except (ValidationFailed, RateLimited) as error:
             return await self._page(accounts, current_user, error=error)
         # Every session of this user ended with the change; this browser gets a fresh one.
         if old := request.cookies.get(SESSION_COOKIE):
             await accounts.end_session(old)
+        session = await accounts.start_session(user)
+        issue_for_session(request, key=csrf_key(accounts.settings.signing_key), session=session)
         page = await self._page(
             accounts, current_user, notice="Your password was changed. Other sessions were signed out."
         )
-        page.set_cookie(session_cookie(accounts, await accounts.start_session(user)))
+        page.set_cookie(session_cookie(accounts, session))
         return page
 
     @get("/export")
@@ -260,7 +263,7 @@ class ProfilePages(Controller):
     ) -> Response[Any]:
         try:
             await accounts.delete_own_account(current_user.id, password=data.password, ip=client_ip)
-        except (ValidationFailed, Conflict) as error:
+        except (ValidationFailed, Conflict, RateLimited) as error:
             return await self._page(accounts, current_user, error=error)
         if secret := request.cookies.get(SESSION_COOKIE):
             await accounts.end_session(secret)

@@ -13,7 +13,6 @@ import structlog
 from medchat.auth.administration import ADMIN_LOCK, ensure_another_admin
 from medchat.auth.core import AccountsCore
 from medchat.auth.models import RefreshToken
-from medchat.auth.rules import field_error
 from medchat.platform import audit
 from medchat.platform.clock import utcnow
 from medchat.platform.events import USER_DELETED, USER_EXPORT_REQUESTED
@@ -64,6 +63,5 @@ class PersonalData(AccountsCore):
     async def delete_own_account(self, user_id: str, *, password: str, ip: str | None = None) -> None:
         """A person deleting their own account, confirmed by their password."""
         user = await self._user(user_id)
-        if not await self.passwords.verify(user.password_hash, password):
-            raise field_error("password", "The password is not correct.")
+        await self._confirm_password(user, password, field="password", message="The password is not correct.")
         await self.delete_account(user_id, actor=user_id, ip=ip)

@@ -23,8 +23,9 @@ class Profiles(AccountsCore):
         """Set a new password and end every other session and token of this user: the caller starts a
         new session (``start_session``) or token pair (``issue_tokens``) for the one asking."""
         user = await self._user(user_id)
-        if not await self.passwords.verify(user.password_hash, current_password):
-            raise field_error("current_password", "Your current password is not correct.")
+        await self._confirm_password(
+            user, current_password, field="current_password", message="Your current password is not correct."
+        )
         problems = password_problems(
             new_password, email=user.email_normalized, full_name=user.full_name,
             min_length=self.settings.password_min_length,

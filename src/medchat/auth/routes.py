@@ -23,32 +23,52 @@ from medchat.auth.schemas import (
     UserPatchIn,
 )
 from medchat.auth.services import Accounts
+from medchat.platform.openapi import BEARER, problem_responses
 
 
 class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ["auth"]  # noqa: RUF012 - Litestar reads it as a class attribute
 
-    @post("/register", summary="Create an account (role user) and sign in")
+    @post(
+        "/register",
+        summary="Create an account (role user) and sign in",
+        responses=problem_responses(400, 403, 409, 413, 429, 503),
+    )
     async def register(
         self, data: JSONBody[RegisterIn], accounts: NamedDependency[Accounts], client_ip: NamedDependency[str | None]
     ) -> TokensOut:
         user = await accounts.register(email=data.email, password=data.password, full_name=data.full_name, ip=client_ip)
         return TokensOut.of(user, await accounts.issue_tokens(user))
 
-    @post("/login", status_code=HTTP_200_OK, summary="Exchange email and password for tokens")
+    @post(
+        "/login",
+        status_code=HTTP_200_OK,
+        summary="Exchange email and password for tokens",
+        responses=problem_responses(400, 401, 403, 413, 429, 503),
+    )
     async def login(
         self, data: JSONBody[LoginIn], accounts: NamedDependency[Accounts], client_ip: NamedDependency[str | None]
     ) -> TokensOut:
         user = await accounts.authenticate(email=data.email, password=data.password, address=client_ip)
         return TokensOut.of(user, await accounts.issue_tokens(user))
 
-    @post("/refresh", status_code=HTTP_200_OK, summary="Rotate a refresh token into a new pair")
+    @post(
+        "/refresh",
+        status_code=HTTP_200_OK,
+        summary="Rotate a refresh token into a new pair",
+        responses=problem_responses(400, 401, 403, 413, 503),
+    )
     async def refresh(self, data: JSONBody[RefreshIn], accounts: NamedDependency[Accounts]) -> TokensOut:
         user, tokens = await accounts.refresh(data.refresh_token)
         return TokensOut.of(user, tokens)
 
-    @post("/logout", status_code=HTTP_204_NO_CONTENT, summary="Revoke a refresh token (and its rotations)")
+    @post(
+        "/logout",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Revoke a refresh token (and its rotations)",
+        responses=problem_responses(400, 413, 503),
+    )
     async def logout(self, data: JSONBody[RefreshIn], accounts: NamedDependency[Accounts]) -> None:
         await accounts.revoke_refresh_token(data.refresh_token)
 
@@ -56,12 +76,13 @@ class AuthController(Controller):
 class UsersController(Controller):
     path = "/api/v1/users"
     tags = ["users"]  # noqa: RUF012 - Litestar reads it as a class attribute
+    security = BEARER
 
-    @get("/me", guards=[require_user])
+    @get("/me", guards=[require_user], responses=problem_responses(401, 503))
     async def me(self, current_user: NamedDependency[Principal], accounts: NamedDependency[Accounts]) -> UserOut:
         return UserOut.of(await accounts.get_user(current_user.id))
 
-    @patch("/me", guards=[require_user], summary="Change your name")
+    @patch("/me", guards=[require_user], summary="Change your name", responses=problem_responses(400, 401, 413, 503))
     async def update_me(
         self, data: JSONBody[ProfileIn], current_user: NamedDependency[Principal], accounts: NamedDependency[Accounts]
     ) -> UserOut:
@@ -72,6 +93,7 @@ class UsersController(Controller):
         status_code=HTTP_200_OK,
         guards=[require_user],
         summary="Change your password; other sessions and tokens are revoked, new tokens are returned",
+        responses=problem_responses(400, 401, 413, 429, 503),
     )
     async def change_password(
         self,
@@ -84,7 +106,12 @@ class UsersController(Controller):
         )
         return TokensOut.of(user, await accounts.issue_tokens(user))
 
-    @get("/me/export", guards=[require_user], summary="Everything medchat holds about you, as JSON")
+    @get(
+        "/me/export",
+        guards=[require_user],
+        summary="Everything medchat holds about you, as JSON",
+        responses=problem_responses(401, 503),
+    )
     async def export_me(
         self,
         current_user: NamedDependency[Principal],
@@ -93,7 +120,12 @@ class UsersController(Controller):
     ) -> dict[str, Any]:
         return await accounts.export(current_user.id, ip=client_ip)
 
-    @delete("/me", guards=[require_user], summary="Delete your account and all your data (password required)")
+    @delete(
+        "/me",
+        guards=[require_user],
+        summary="Delete your account and all your data (password required)",
+        responses=problem_responses(400, 401, 409, 413, 429, 503),
+    )
     async def delete_me(
         self,
         data: JSONBody[PasswordConfirmIn],
@@ -103,7 +135,7 @@ class UsersController(Controller):
     ) -> None:
         await accounts.delete_own_account(current_user.id, password=data.password, ip=client_ip)
 
-    @get("/", guards=[require_admin], summary="List users (admin)")
+    @get("/", guards=[require_admin], summary="List users (admin)", responses=problem_responses(400, 401, 403, 503))
     async def list_users(
         self,
         accounts: NamedDependency[Accounts],
@@ -114,11 +146,21 @@ class UsersController(Controller):
         page = await accounts.list_users(query=q, limit=limit, cursor=cursor)
         return UserPageOut(items=[UserOut.of(user) for user in page.items], next_cursor=page.next_cursor)
 
-    @get("/{user_id:str}", guards=[require_admin], summary="One user (admin)")
+    @get(
+        "/{user_id:str}",
+        guards=[require_admin],
+        summary="One user (admin)",
+        responses=problem_responses(401, 403, 404, 503),
+    )
     async def get_user(self, user_id: FromPath[str], accounts: NamedDependency[Accounts]) -> UserOut:
         return UserOut.of(await accounts.get_user(user_id))
 
-    @patch("/{user_id:str}", guards=[require_admin], summary="Change a user's role or disabled flag (admin)")
+    @patch(
+        "/{user_id:str}",
+        guards=[require_admin],
+        summary="Change a user's role or disabled flag (admin)",
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 503),
+    )
     async def patch_user(
         self,
         user_id: FromPath[str],
@@ -132,7 +174,12 @@ class UsersController(Controller):
         )
         return UserOut.of(user)
 
-    @delete("/{user_id:str}", guards=[require_admin], summary="Delete a user and all their data (admin)")
+    @delete(
+        "/{user_id:str}",
+        guards=[require_admin],
+        summary="Delete a user and all their data (admin)",
+        responses=problem_responses(401, 403, 404, 409, 503),
+    )
     async def delete_user(
         self,
         user_id: FromPath[str],
@@ -142,7 +189,12 @@ class UsersController(Controller):
     ) -> None:
         await accounts.delete_account(user_id, actor=current_user.id, ip=client_ip)
 
-    @get("/{user_id:str}/export", guards=[require_admin], summary="Export a user's data (admin)")
+    @get(
+        "/{user_id:str}/export",
+        guards=[require_admin],
+        summary="Export a user's data (admin)",
+        responses=problem_responses(401, 403, 404, 503),
+    )
     async def export_user(
         self,
         user_id: FromPath[str],

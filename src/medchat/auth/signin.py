@@ -33,6 +33,7 @@ class SignIn(AccountsCore):
         """Self-service sign-up: always role ``user``; subject to ``registration`` and ``registration_domains``."""
         if self.settings.registration == "closed":
             raise RegistrationClosed("Registration is closed. Ask an administrator for an account.")
+        await self.registrations.reserve(address=ip)
         normalized = normalize_email(email)
         domains = self.settings.registration_domains
         if domains and normalized.rpartition("@")[2] not in domains:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from medchat.chat.models import Conversation
-from medchat.chat.schemas import GraphOut, conversation_out, message_out, to_builtins
+from medchat.chat.schemas import ConversationOut, GraphOut, MessageOut, conversation_out, message_out, to_builtins
 from medchat.chat.tree import MessageTree
 from medchat.platform.clock import utcnow
 
@@ -23,6 +26,19 @@ class Export:
     filename: str
     media_type: str
     body: str
+
+
+class ConversationExportOut(msgspec.Struct, kw_only=True):
+    """The JSON export's shape, for the API schema (``export_document`` builds it as plain data)."""
+
+    format: str
+    exported_at: datetime
+    conversation: ConversationOut
+    thread: list[str]
+    """Ids of the messages of the branch shown in the app, oldest first."""
+    messages: list[MessageOut]
+    """Every message of every branch."""
+    graph: GraphOut
 
 
 def slug(text: str) -> str:

@@ -155,6 +155,8 @@ class Message(Document):
     provenance: Provenance | None = None
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
+    writer_instance: str | None = None
+    """The instance (``platform.instances``) writing an answer while it is ``streaming``; None on older answers."""
 
     class Settings:
         name = "chat_messages"

@@ -299,7 +299,7 @@ class ChatPages(Controller):
         conversations: NamedDependency[ConversationService],
         message_id: FromPath[str],
     ) -> ServerSentEvent:
-        await conversations.get_message(caller.id, message_id)  # 404 before the stream starts
+        await conversations.get_answer(caller.id, message_id)  # 404 before the stream starts
         events = engine.follow(caller.id, message_id)
         return ServerSentEvent(ui_events(request, caller, engine, conversations, events))
 

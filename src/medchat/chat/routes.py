@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
@@ -21,8 +24,10 @@ from medchat.chat.answering import (
     SourcesFound,
     Token,
 )
+from medchat.chat.exports import ConversationExportOut
 from medchat.chat.limits import ChatLimits, unlimited
 from medchat.chat.schemas import (
+    AnswerEventOut,
     BranchSwitch,
     ConversationCreate,
     ConversationDetail,
@@ -36,6 +41,7 @@ from medchat.chat.schemas import (
     TurnOut,
 )
 from medchat.chat.services import ConversationService
+from medchat.platform.openapi import BEARER, problem_responses
 
 EVENT_STREAM = "text/event-stream"
 SSE_RETRY_MS = 3000
@@ -51,6 +57,21 @@ async def export_download(
         media_type=exported.media_type,
         headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'},
     )
+
+
+@dataclass
+class ExportOperation(Operation):
+    """The export's 200 in the API schema: ``format=json`` is the export object, ``format=md`` Markdown text."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse) and ok.content is not None:
+            ok.content["text/markdown"] = OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+
+
+def answer_stream(description: str) -> ResponseSpec:
+    """The documented ``text/event-stream`` answer: ``meta``, ``sources``, ``token``..., then ``done`` or ``error``."""
+    return ResponseSpec(AnswerEventOut, media_type=EVENT_STREAM, description=description, generate_examples=False)
 
 
 def wants_event_stream(request: Request[Any, Any, Any]) -> bool:
@@ -90,8 +111,9 @@ class ChatController(Controller):
     path = "/api/v1/chat"
     tags = ["chat"]  # noqa: RUF012 - Litestar reads this class attribute
     guards = [require_user]  # noqa: RUF012
+    security = BEARER
 
-    @post("/conversations", status_code=201)
+    @post("/conversations", status_code=201, responses=problem_responses(400, 401, 413, 503))
     async def create_conversation(
         self,
         caller: NamedDependency[Principal],
@@ -101,7 +123,7 @@ class ChatController(Controller):
     ) -> ConversationOut:
         return await conversations.create(caller.id, title=data.title, ip=client_ip)
 
-    @get("/conversations")
+    @get("/conversations", responses=problem_responses(400, 401, 503))
     async def list_conversations(
         self,
         caller: NamedDependency[Principal],
@@ -113,7 +135,7 @@ class ChatController(Controller):
         """The caller's conversations, most recently active first; ``q`` searches titles."""
         return await conversations.list(caller.id, limit=limit, cursor=cursor, q=q)
 
-    @get("/conversations/{conversation_id:str}")
+    @get("/conversations/{conversation_id:str}", responses=problem_responses(401, 404, 503))
     async def get_conversation(
         self,
         caller: NamedDependency[Principal],
@@ -124,7 +146,7 @@ class ChatController(Controller):
         """The conversation with its thread: the messages from the first to the active branch's last."""
         return await conversations.detail(caller.id, conversation_id, ip=client_ip)
 
-    @patch("/conversations/{conversation_id:str}")
+    @patch("/conversations/{conversation_id:str}", responses=problem_responses(400, 401, 404, 413, 503))
     async def rename_conversation(
         self,
         caller: NamedDependency[Principal],
@@ -135,7 +157,7 @@ class ChatController(Controller):
     ) -> ConversationOut:
         return await conversations.rename(caller.id, conversation_id, title=data.title, ip=client_ip)
 
-    @delete("/conversations/{conversation_id:str}", status_code=204)
+    @delete("/conversations/{conversation_id:str}", status_code=204, responses=problem_responses(401, 404, 503))
     async def delete_conversation(
         self,
         caller: NamedDependency[Principal],
@@ -145,7 +167,11 @@ class ChatController(Controller):
     ) -> None:
         await conversations.delete(caller.id, conversation_id, ip=client_ip)
 
-    @post("/conversations/{conversation_id:str}/switch", status_code=200)
+    @post(
+        "/conversations/{conversation_id:str}/switch",
+        status_code=200,
+        responses=problem_responses(400, 401, 404, 413, 503),
+    )
     async def switch_branch(
         self,
         caller: NamedDependency[Principal],
@@ -156,7 +182,7 @@ class ChatController(Controller):
         """Show the branch through ``message_id`` (a sibling from a message's ``siblings``)."""
         return await conversations.switch_branch(caller.id, conversation_id, message_id=data.message_id)
 
-    @get("/conversations/{conversation_id:str}/graph")
+    @get("/conversations/{conversation_id:str}/graph", responses=problem_responses(401, 404, 503))
     async def conversation_graph(
         self,
         caller: NamedDependency[Principal],
@@ -167,7 +193,14 @@ class ChatController(Controller):
         """Provenance: ``user`` -retrieved-> ``retrieval`` -grounded-> ``generation``, and ``answered_by``."""
         return await conversations.graph(caller.id, conversation_id, ip=client_ip)
 
-    @get("/conversations/{conversation_id:str}/export")
+    @get(
+        "/conversations/{conversation_id:str}/export",
+        responses={
+            200: ResponseSpec(ConversationExportOut, description="The conversation as a file to save"),
+            **problem_responses(400, 401, 404, 503),
+        },
+        operation_class=ExportOperation,
+    )
     async def export_conversation(
         self,
         caller: NamedDependency[Principal],
@@ -178,7 +211,14 @@ class ChatController(Controller):
     ) -> Response[str]:
         return await export_download(conversations, caller, conversation_id, client_ip, format=format)
 
-    @post("/messages", status_code=201)
+    @post(
+        "/messages",
+        status_code=201,
+        responses={
+            200: answer_stream("With `Accept: text/event-stream`: the answer, streamed as it is written"),
+            **problem_responses(400, 401, 404, 413, 429, 503),
+        },
+    )
     async def post_message(
         self,
         request: Request[Any, Any, Any],
@@ -212,7 +252,7 @@ class ChatController(Controller):
             headers=budget_headers,
         )
 
-    @get("/limits")
+    @get("/limits", responses=problem_responses(401, 503))
     async def get_limits(
         self, caller: NamedDependency[Principal], limits: NamedDependency[ChatLimits | None]
     ) -> LimitsOut:
@@ -221,7 +261,10 @@ class ChatController(Controller):
             return unlimited()
         return (await limits.status(caller.id, is_admin=caller.is_admin)).out()
 
-    @get("/messages/{message_id:str}/events")
+    @get(
+        "/messages/{message_id:str}/events",
+        responses={200: answer_stream("The answer's events"), **problem_responses(401, 404, 503)},
+    )
     async def follow_message(
         self,
         caller: NamedDependency[Principal],
@@ -230,10 +273,10 @@ class ChatController(Controller):
         message_id: FromPath[str],
     ) -> ServerSentEvent:
         """The events of an answer (live while it is written, else ``sources`` and ``done``/``error``)."""
-        await conversations.get_message(caller.id, message_id)  # 404 before the stream starts
+        await conversations.get_answer(caller.id, message_id)  # 404 before the stream starts
         return ServerSentEvent(api_events(engine.follow(caller.id, message_id)))
 
-    @post("/messages/{message_id:str}/stop", status_code=200)
+    @post("/messages/{message_id:str}/stop", status_code=200, responses=problem_responses(401, 404, 503))
     async def stop_message(
         self, caller: NamedDependency[Principal], engine: NamedDependency[ChatEngine], message_id: FromPath[str]
     ) -> MessageOut:

@@ -140,6 +140,15 @@ class LimitsOut(msgspec.Struct, kw_only=True):
     tokens: BudgetOut
 
 
+class AnswerEventOut(msgspec.Struct, kw_only=True):
+    """One Server-Sent Event of an answer, as the API documents the ``text/event-stream`` answer."""
+
+    event: Literal["meta", "sources", "token", "done", "error"]
+    data: str
+    """JSON: ``meta`` {conversation_id, conversation, user_message, message}, ``sources`` {sources},
+    ``token`` {text}, ``done`` {message}, ``error`` a problem object."""
+
+
 class GraphOut(msgspec.Struct, kw_only=True):
     nodes: list[dict[str, Any]]
     edges: list[dict[str, Any]]

@@ -32,6 +32,7 @@ from medchat.chat.tree import MessageTree
 from medchat.platform import audit
 from medchat.platform.clock import utcnow
 from medchat.platform.errors import NotFound, ValidationFailed
+from medchat.platform.instances import InstanceHeartbeat
 from medchat.platform.pagination import paginate
 
 log = structlog.get_logger(__name__)
@@ -54,8 +55,13 @@ def parse_id(value: str | None) -> PydanticObjectId | None:
 
 
 class ConversationService:
-    def __init__(self, *, stale_after: timedelta = timedelta(minutes=10)) -> None:
+    def __init__(
+        self, *, stale_after: timedelta = timedelta(minutes=10), instances: InstanceHeartbeat | None = None
+    ) -> None:
+        """``stale_after``: how old a ``streaming`` answer without a writer instance must be to count as
+        orphaned; ``instances`` tells whose heartbeat lapsed (None: only that time rule applies)."""
         self._stale_after = stale_after
+        self._instances = instances
 
     # --- conversations -----------------------------------------------------------------------
     async def create(
@@ -124,11 +130,30 @@ class ConversationService:
         return await self._fix_orphans(messages)
 
     async def _fix_orphans(self, messages: list[Message]) -> list[Message]:
-        cutoff = utcnow() - self._stale_after
-        for message in messages:
-            if message.status == "streaming" and message.created_at < cutoff:
-                await mark_orphaned(message)
+        for message in await self._orphans([m for m in messages if m.status == "streaming"]):
+            await mark_orphaned(message)
         return messages
+
+    async def _orphans(self, streaming: list[Message]) -> list[Message]:
+        """The answers among ``streaming`` whose writer is gone: its instance's heartbeat has lapsed, or (an
+        answer stored before writers were recorded) it is older than the stale limit. Nothing when Redis does
+        not say who is alive: a live answer is never failed on a guess."""
+        writers = {message.writer_instance for message in streaming if message.writer_instance}
+        alive: set[str] = set()
+        if writers:
+            if self._instances is None:
+                return []
+            try:
+                alive = await self._instances.alive(writers)
+            except Exception as error:  # noqa: BLE001 - skip this sweep; the next one tries again
+                log.warning("cannot tell which instances are alive; orphans left for now", error=str(error))
+                return []
+        cutoff = utcnow() - self._stale_after
+        return [
+            message
+            for message in streaming
+            if (message.writer_instance not in alive if message.writer_instance else message.created_at < cutoff)
+        ]
 
     async def tree(self, conversation: Conversation) -> MessageTree:
         return MessageTree(await self.messages(conversation))
@@ -140,6 +165,13 @@ class ConversationService:
             message = await Message.find_one({"_id": object_id, "owner_id": owner_id})
         if message is None:
             raise NotFound("No such message.")
+        return message
+
+    async def get_answer(self, owner_id: str, message_id: str | None) -> Message:
+        """An answer (assistant message) of ``owner_id``; a question's id is ``NotFound`` like any other."""
+        message = await self.get_message(owner_id, message_id)
+        if message.role != "assistant":
+            raise NotFound("No such answer.")
         return message
 
     async def siblings(self, message: Message) -> list[str]:
@@ -220,14 +252,13 @@ class ConversationService:
         return {"chat": {"conversations": exported}}
 
     async def fail_orphaned(self) -> int:
-        """Mark every answer left ``streaming`` by a dead process (older than the stale limit) as failed."""
-        cutoff = utcnow() - self._stale_after
-        stale = await Message.find({"status": "streaming", "created_at": {"$lt": cutoff}}).to_list()
-        for message in stale:
+        """Mark every answer left ``streaming`` by a dead process as failed (see ``_orphans``); returns how many."""
+        orphans = await self._orphans(await Message.find({"status": "streaming"}).to_list())
+        for message in orphans:
             await mark_orphaned(message)
-        if stale:
-            log.warning("orphaned answers marked failed", count=len(stale))
-        return len(stale)
+        if orphans:
+            log.warning("orphaned answers marked failed", count=len(orphans))
+        return len(orphans)
 
 
 async def _audit(

@@ -3,7 +3,9 @@
 One retry policy (tenacity; the openai client's own retries are off): 429, 408/409, 5xx, timeouts
 and connection errors are retried with exponential backoff, honouring a short ``Retry-After``, but
 only until the first token. Once text has reached the caller nothing is retried; a break then is
-``LLMStreamInterrupted`` carrying the partial text.
+``LLMStreamInterrupted`` carrying the partial text. A stream is whole only when the model gave a
+``finish_reason``: one that simply ends without it (no ``[DONE]`` either) was cut by the service or a
+proxy, and counts as a break too.
 
 Requests go through the client's low-level ``post`` with ``cast_to=object``, so chunks stay plain
 dicts: the typed ``chat.completions.create`` spent ~15 ms of CPU per 66-token answer building
@@ -128,6 +130,8 @@ class RemoteProvider:
                 raise self._interrupted(error, partial_text=result.text) from error
             finally:
                 await opened.stream.close()
+            if result.finish_reason is None:
+                raise self._interrupted(StreamEndedEarly(opened.stream), partial_text=result.text)
             usage = result.usage or Usage(estimate_prompt_tokens(messages), estimate_tokens(result.text))
             trace.finish(usage=usage, finish_reason=result.finish_reason, model=result.model)
             yield GenerationDone(model=result.model, usage=usage, finish_reason=result.finish_reason)
@@ -183,6 +187,8 @@ class RemoteProvider:
                     break
             else:
                 opened.exhausted = True
+                if not any(_has_finish_reason(chunk) for chunk in opened.head):
+                    raise StreamEndedEarly(stream)  # nothing reached the reader yet: retried like a 5xx
         except BaseException:
             await stream.close()
             raise
@@ -253,6 +259,13 @@ class RemoteProvider:
         )
 
 
+class StreamEndedEarly(openai.APIError):
+    """The response ended before the model said it had finished (no ``finish_reason``, no ``[DONE]``)."""
+
+    def __init__(self, stream: openai.AsyncStream[object]) -> None:
+        super().__init__("the answer stream ended before the model finished", stream.response.request, body=None)
+
+
 @dataclass
 class _OpenedStream:
     stream: openai.AsyncStream[object]
@@ -305,6 +318,10 @@ def _has_text(chunk: object) -> bool:
     )
 
 
+def _has_finish_reason(chunk: object) -> bool:
+    return isinstance(chunk, dict) and any(choice.get("finish_reason") for choice in chunk.get("choices") or ())
+
+
 def _usage(reported: object) -> Usage | None:
     if not isinstance(reported, dict):
         return None
@@ -326,7 +343,7 @@ class _BackoffHonouringRetryAfter:
 
 
 def _is_retryable(error: BaseException) -> bool:
-    if isinstance(error, openai.APIConnectionError):  # timeouts included
+    if isinstance(error, openai.APIConnectionError | StreamEndedEarly):  # timeouts included
         return True
     if isinstance(error, openai.APIStatusError):
         if error.status_code == 429:

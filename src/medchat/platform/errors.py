@@ -115,3 +115,14 @@ class DependencyUnavailable(ServerError):
 class LLMUnavailable(DependencyUnavailable):
     code = "llm_unavailable"
     title = "The language model is unavailable"
+
+
+class Busy(ServerError):
+    """Every worker for CPU-heavy work (OCR, speech, parsing) is taken; the request can be sent again shortly."""
+
+    status = 503
+    code = "busy"
+    title = "Busy, try again shortly"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5, **extra: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, int(retry_after)))}, **extra)

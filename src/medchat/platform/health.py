@@ -1,4 +1,10 @@
-"""Liveness and readiness: ``/ping``, ``/healthz`` and ``/readyz`` (which really pings each store)."""
+"""Liveness and readiness: ``/ping``, ``/healthz`` and ``/readyz`` (which really pings each store).
+
+Readiness covers medchat's own stores. An outside service the product can do without for a while (the
+language model: sign-in, history and documents work without it) is an *optional* check: ``/readyz``
+lists it in ``checks`` and names it under ``optional``, the gauge ``medchat_<name>_available`` follows it,
+and readiness stays 200, so an outage there never takes every web pod out of the load balancer.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from litestar import Response, get
 from litestar.datastructures import State
+from prometheus_client import Gauge
 
 log = structlog.get_logger(__name__)
 
@@ -16,20 +23,44 @@ Check = Callable[[], Awaitable[object]]
 
 CHECK_TIMEOUT_SECONDS = 3.0
 
+_availability_gauges: dict[str, Gauge] = {}
+
+
+def availability_gauge(name: str) -> Gauge:
+    """``medchat_<name>_available``: 1 when the optional dependency answered its last check, else 0."""
+    if name not in _availability_gauges:
+        _availability_gauges[name] = Gauge(
+            f"medchat_{name}_available",
+            f"1 when {name} answered its last readiness check, else 0 (it does not gate readiness)",
+            multiprocess_mode="livemin",
+        )
+    return _availability_gauges[name]
+
 
 class ReadinessChecks:
     """Named dependency checks, run concurrently, each with its own timeout."""
 
     def __init__(self) -> None:
         self._checks: dict[str, Check] = {}
+        self._optional: set[str] = set()
 
-    def add(self, name: str, check: Check) -> None:
+    def add(self, name: str, check: Check, *, optional: bool = False) -> None:
+        """``optional``: reported (and exported as a gauge) but never making the process unready."""
         self._checks[name] = check
+        if optional:
+            self._optional.add(name)
+            availability_gauge(name)
+
+    def is_optional(self, name: str) -> bool:
+        return name in self._optional
 
     async def run(self) -> dict[str, str]:
+        """Every check's outcome by name (``ok``, ``error`` or ``timeout``), optional ones included."""
         names = list(self._checks)
-        outcomes = await asyncio.gather(*(self._run_one(name) for name in names))
-        return dict(zip(names, outcomes, strict=True))
+        outcomes = dict(zip(names, await asyncio.gather(*(self._run_one(name) for name in names)), strict=True))
+        for name in self._optional:
+            availability_gauge(name).set(1 if outcomes[name] == "ok" else 0)
+        return outcomes
 
     async def _run_one(self, name: str) -> str:
         try:
@@ -55,11 +86,14 @@ def healthz() -> dict[str, str]:
 
 @get("/readyz", tags=["operations"], exclude_from_auth=True)
 async def readyz(state: State) -> Response[dict[str, object]]:
-    """Readiness: 200 when every dependency answers, else 503 naming the failing ones."""
-    checks = await state.readiness.run()
-    ready = all(outcome == "ok" for outcome in checks.values())
+    """Readiness: 200 when every store answers, else 503 naming the failing ones. Every check is listed in
+    ``checks``; the optional ones (the language model), also named in ``optional``, never make it 503."""
+    readiness: ReadinessChecks = state.readiness
+    checks = await readiness.run()
+    optional = sorted(name for name in checks if readiness.is_optional(name))
+    ready = all(outcome == "ok" for name, outcome in checks.items() if name not in optional)
     return Response(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
+        {"status": "ok" if ready else "unavailable", "checks": checks, "optional": optional},
         status_code=200 if ready else 503,
         headers={"Cache-Control": "no-store"},
     )

@@ -2,6 +2,10 @@
 
 Every event passes through the registered scrubbers (``add_scrubber``) before it is rendered, so a
 module that knows what must never be logged (tokens, health identifiers) can remove it everywhere.
+
+Tracebacks are plain text in both formats and never show the local variables of their frames: those
+held e-mail addresses, questions, passages, token prefixes and password hashes. (structlog's console
+renderer would draw them with rich, locals included; its dict tracebacks include them by default.)
 """
 
 from __future__ import annotations
@@ -43,13 +47,16 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info if json_output else structlog.dev.set_exc_info,
+        # Plain text, no locals (dict_tracebacks would carry them).
+        structlog.processors.ExceptionRenderer() if json_output else structlog.dev.set_exc_info,
         _scrub_strings,
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json_output
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -17,14 +17,19 @@ from litestar.exceptions import (
 )
 from litestar.exceptions.http_exceptions import MethodNotAllowedException
 from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_413_REQUEST_ENTITY_TOO_LARGE, HTTP_500_INTERNAL_SERVER_ERROR
+from pymongo.errors import ConnectionFailure, PyMongoError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from medchat.platform.errors import (
     PROBLEM_MEDIA_TYPE,
     AppError,
     ClientError,
+    DependencyUnavailable,
     Forbidden,
     NotFound,
+    PayloadTooLarge,
     RateLimited,
     ServerError,
     Unauthorized,
@@ -34,6 +39,14 @@ from medchat.platform.errors import (
 log = structlog.get_logger(__name__)
 
 LOGIN_PATH = "/login"
+STORE_RETRY_AFTER_SECONDS = 5
+
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    RedisConnectionError,  # refused, reset, or still loading its data after a restart
+    RedisTimeoutError,
+    ConnectionFailure,  # PyMongo's AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError
+)
+"""What a store client raises when its server is down, paused or unreachable: the request may be retried."""
 
 
 class _MethodNotAllowed(ClientError):
@@ -45,6 +58,11 @@ class _MethodNotAllowed(ClientError):
 def _as_app_error(exc: Exception) -> AppError:
     if isinstance(exc, AppError):
         return exc
+    if store_failure(exc) is not None:
+        return DependencyUnavailable(
+            "A data store is not answering. Please try again in a moment.",
+            headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, ValidationException):
         errors = exc.extra if isinstance(exc.extra, list) else []
         return ValidationFailed(_validation_detail(exc, errors), errors=errors)
@@ -59,11 +77,33 @@ def _as_app_error(exc: Exception) -> AppError:
         return RateLimited(retry_after=retry_after)
     if isinstance(exc, MethodNotAllowedException):
         return _MethodNotAllowed()
+    if isinstance(exc, RecursionError) and "deserializing" in str(exc):
+        # msgspec refuses a body nested deeper than the interpreter allows, with this error.
+        return ClientError("The request body is nested too deeply.")
+    if isinstance(exc, HTTPException) and exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+        return PayloadTooLarge("The request body is larger than this address accepts.")
     if isinstance(exc, HTTPException) and exc.status_code < HTTP_500_INTERNAL_SERVER_ERROR:
         error = ClientError(exc.detail)
         error.status = exc.status_code  # type: ignore[misc]
         return error
     return ServerError()
+
+
+def store_failure(exc: BaseException) -> BaseException | None:
+    """The store client error behind ``exc`` (itself, or what it was raised from), if there is one."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, STORE_UNAVAILABLE) or (isinstance(current, PyMongoError) and current.timeout):
+            return current
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        pending.extend(cause for cause in (current.__cause__, current.__context__) if cause is not None)
+    return None
 
 
 def _validation_detail(exc: ValidationException, errors: list[Any]) -> str:
@@ -81,7 +121,10 @@ def wants_html(request: Request[Any, Any, Any]) -> bool:
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     error = _as_app_error(exc)
-    if error.status >= HTTP_500_INTERNAL_SERVER_ERROR and not isinstance(exc, AppError):
+    if (failure := store_failure(exc)) is not None and not isinstance(exc, AppError):
+        # Every request fails alike while a store is down: one line each, no traceback.
+        log.warning("store unavailable", path=request.url.path, error=type(failure).__name__, detail=str(failure)[:300])
+    elif error.status >= HTTP_500_INTERNAL_SERVER_ERROR and not isinstance(exc, AppError):
         log.exception("unhandled error", path=request.url.path, method=request.method)
     elif error.status >= HTTP_500_INTERNAL_SERVER_ERROR:
         log.warning("dependency error", path=request.url.path, code=error.code, detail=error.detail)

@@ -2,8 +2,9 @@
 
 ``Stores.open`` is the one way any process (the web app, the worker, a CLI command) reaches the data:
 with URLs configured it just connects; without them it takes the data-dir lock and starts the
-embedded servers, or, when ``medchat serve`` already runs on that data dir, joins its servers through
-the runtime file it leaves there.
+embedded servers (and restarts one that dies, for as long as the stores are open), or, when ``medchat
+serve`` already runs on that data dir, joins its servers through the runtime file it leaves there
+(0600: it holds the Redis password and the MongoDB socket's path).
 """
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from medchat.platform.embedded import ChildServer, DataDirInUse, DataDirLock, EmbeddedMongo, EmbeddedRedis
+from medchat.platform.embedded import (
+    ChildServer,
+    DataDirInUse,
+    DataDirLock,
+    EmbeddedMongo,
+    EmbeddedRedis,
+    supervise,
+    write_private,
+)
 from medchat.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -42,6 +51,7 @@ class Stores:
     lock: DataDirLock | None = None
     joined: bool = False
     """True when these are the embedded servers of another medchat process on the same data dir."""
+    supervisors: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def database(self):
@@ -87,9 +97,28 @@ class Stores:
                 redis_url = redis_url or by_name["redis"]
                 _write_runtime_file(settings.data_dir, mongodb_uri=mongodb_uri, redis_url=redis_url)
 
-        mongo: AsyncMongoClient = AsyncMongoClient(mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=5000)
-        redis = Redis.from_url(redis_url, decode_responses=False, socket_timeout=5, socket_connect_timeout=5)
+        timeout_ms = int(settings.store_timeout_seconds * 1000)
+        mongo: AsyncMongoClient = AsyncMongoClient(
+            mongodb_uri,
+            tz_aware=True,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=timeout_ms,  # a paused server answers 503 instead of holding requests forever
+        )
+        redis = Redis.from_url(
+            redis_url,
+            decode_responses=False,
+            socket_timeout=settings.store_timeout_seconds,
+            socket_connect_timeout=settings.store_timeout_seconds,
+        )
         stores = cls(settings, mongodb_uri, redis_url, mongo, redis, embedded, lock, joined)
+        stores.supervisors = [
+            asyncio.create_task(
+                supervise(server, first_delay=settings.embedded_restart_delay_seconds),
+                name=f"supervise-embedded-{server.name}",
+            )
+            for server in embedded
+        ]
         try:
             await init_beanie(database=stores.database, document_models=list(document_models))
         except BaseException:
@@ -98,6 +127,10 @@ class Stores:
         return stores
 
     async def close(self) -> None:
+        for supervisor in self.supervisors:
+            supervisor.cancel()
+        await asyncio.gather(*self.supervisors, return_exceptions=True)
+        self.supervisors.clear()
         await self.redis.aclose()
         await self.mongo.close()
         for server in reversed(self.embedded):
@@ -130,9 +163,7 @@ def _start_embedded(settings: Settings, mongodb_uri: str | None, redis_url: str 
 
 
 def _write_runtime_file(data_dir: Path, **urls: str) -> None:
-    path = data_dir / RUNTIME_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"pid": os.getpid(), **urls}))
+    write_private(data_dir / RUNTIME_FILE, json.dumps({"pid": os.getpid(), **urls}))
 
 
 def read_runtime_file(data_dir: Path) -> dict[str, str] | None:

@@ -20,7 +20,7 @@ async def ingest_document(ctx: dict[str, Any], document_id: str) -> None:
     """Parse, chunk, embed and index one uploaded document; retried with backoff when a store fails."""
     runtime: HasServices = ctx["runtime"]
     try:
-        await runtime.services.get(DocumentService).ingest(document_id)
+        await runtime.services.get(DocumentService).ingest(document_id, job_id=ctx.get("job_id"))
     except TransientIngestError as error:
         raise Retry(defer=RETRY_DELAY_SECONDS * ctx.get("job_try", 1)) from error
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from redis.asyncio import Redis
+
+from medchat.platform.instances import InstanceHeartbeat
 from medchat.retrieval.search import Retriever
 from medchat.retrieval.services import DocumentService, JobQueue
 from medchat.retrieval.storage import FileStore
@@ -26,11 +29,19 @@ class KnowledgeBase:
         return self._store is not None and await self._store.ping()
 
     async def close(self) -> None:
+        self.documents.close()
         if self._store is not None:
             await self._store.close()
 
 
-async def open_knowledge_base(settings: Settings, *, queue: JobQueue, joined_running: bool) -> KnowledgeBase:
+async def open_knowledge_base(
+    settings: Settings,
+    *,
+    queue: JobQueue,
+    joined_running: bool,
+    redis: Redis | None = None,
+    instances: InstanceHeartbeat | None = None,
+) -> KnowledgeBase:
     """Open the vector store (Qdrant server when ``qdrant_url`` is set, else Qdrant Edge) unless this
     process joined a running server that holds the embedded one; nothing to close if this raises."""
     store: VectorStore | None = None
@@ -44,6 +55,11 @@ async def open_knowledge_base(settings: Settings, *, queue: JobQueue, joined_run
             raise
         retriever = Retriever.from_settings(settings, store=store)
     documents = DocumentService(
-        retriever=retriever, files=FileStore(settings.uploads_dir), queue=queue, settings=settings
+        retriever=retriever,
+        files=FileStore(settings.uploads_dir),
+        queue=queue,
+        settings=settings,
+        redis=redis,
+        instances=instances,
     )
     return KnowledgeBase(documents=documents, retriever=retriever, _store=store)

@@ -37,6 +37,10 @@ class SourceDocument(Document):
     """``search.INDEX_VERSION`` of the passages it was last indexed with (``medchat reindex`` updates stale ones)."""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    job_id: str | None = None
+    """The ingestion job queued for it last; an older job that still runs for it stops (it was superseded)."""
+    ingesting_instance: str | None = None
+    """The instance (``platform.instances``) whose job is ``processing`` it; None on older documents."""
 
     class Settings:
         name = "documents"

@@ -12,8 +12,6 @@ text in a question form.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -26,12 +24,11 @@ from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
 from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
-from medchat.platform.errors import ClientError, UnsupportedMediaType
+from medchat.platform.errors import ClientError
 from medchat.platform.identity import Principal, require_user
 from medchat.platform.web import VARY_ON_HTMX, page_or_fragment, wants_fragment
-from medchat.retrieval.parsing import detect_media_type, ocr_image, transcribe
-from medchat.retrieval.parsing.detection import AUDIO_TYPES, IMAGE_TYPES
-from medchat.retrieval.routes import MB, MEDIA_BODY_LIMIT, UPLOAD_BODY_LIMIT, read_upload
+from medchat.retrieval.body_limit import media_limit, upload_limit
+from medchat.retrieval.routes import MEDIA_BODY_LIMIT, UPLOAD_BODY_LIMIT, read_upload
 from medchat.retrieval.schemas import UploadForm
 from medchat.retrieval.services import DocumentService, DocumentView
 
@@ -56,17 +53,6 @@ class MediaForm:
     file: UploadFile
     conversation_id: str = ""
     """Carried through to the no-JavaScript page, so the question goes on in the same conversation."""
-
-
-async def _extract(data: MediaForm, *, accepted: Collection[str], refused: str, extract: Callable[[bytes], str]) -> str:
-    content = await read_upload(data.file, limit_mb=MEDIA_BODY_LIMIT // MB)
-    try:
-        media_type = detect_media_type(content)
-    except UnsupportedMediaType:
-        media_type = None
-    if media_type not in accepted:
-        raise UnsupportedMediaType(refused)
-    return (await asyncio.to_thread(extract, content)).strip()
 
 
 def _extracted(request: HTMXRequest, *, text: str, kind: MediaKind, data: MediaForm) -> HTMXTemplate:
@@ -120,7 +106,7 @@ class KnowledgeBasePages(Controller):
     ) -> HTMXTemplate:
         return await _documents(request, documents, current_user, notice=NOTICES.get(done or ""))
 
-    @post("/", request_max_body_size=UPLOAD_BODY_LIMIT)
+    @post("/", request_max_body_size=UPLOAD_BODY_LIMIT, middleware=[upload_limit])
     async def upload(
         self,
         request: HTMXRequest,
@@ -153,20 +139,30 @@ class KnowledgeBasePages(Controller):
         await documents.delete(current_user, document_id=document_id, ip=client_ip)
         return await _after_change(request, documents, current_user, done="deleted")
 
-    @post("/ocr", request_max_body_size=MEDIA_BODY_LIMIT)
+    @post("/ocr", request_max_body_size=MEDIA_BODY_LIMIT, middleware=[media_limit])
     async def ocr(
-        self, request: HTMXRequest, data: Annotated[MediaForm, Body(media_type=RequestEncodingType.MULTI_PART)]
+        self,
+        request: HTMXRequest,
+        data: Annotated[MediaForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+        current_user: NamedDependency[Principal],
+        documents: NamedDependency[DocumentService],
     ) -> HTMXTemplate:
         """The text of an image, for the composer (``415`` for anything but PNG, JPEG or TIFF)."""
-        text = await _extract(data, accepted=IMAGE_TYPES, refused=IMAGE_REFUSED, extract=ocr_image)
+        content = await read_upload(data.file, limit_mb=documents.max_media_mb)
+        text = await documents.extract_text(current_user, content, kind="image", refused=IMAGE_REFUSED)
         return _extracted(request, text=text, kind="image", data=data)
 
-    @post("/voice", request_max_body_size=MEDIA_BODY_LIMIT)
+    @post("/voice", request_max_body_size=MEDIA_BODY_LIMIT, middleware=[media_limit])
     async def voice(
-        self, request: HTMXRequest, data: Annotated[MediaForm, Body(media_type=RequestEncodingType.MULTI_PART)]
+        self,
+        request: HTMXRequest,
+        data: Annotated[MediaForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+        current_user: NamedDependency[Principal],
+        documents: NamedDependency[DocumentService],
     ) -> HTMXTemplate:
         """The words of a recording (the composer's microphone sends WebM or OGG), for the composer."""
-        text = await _extract(data, accepted=AUDIO_TYPES, refused=AUDIO_REFUSED, extract=transcribe)
+        content = await read_upload(data.file, limit_mb=documents.max_media_mb)
+        text = await documents.extract_text(current_user, content, kind="speech", refused=AUDIO_REFUSED)
         return _extracted(request, text=text, kind="recording", data=data)
 
     @post("/{document_id:str}/retry")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
+from urllib.parse import quote
 
 from litestar import Controller, Response, delete, get, post
 from litestar.datastructures import UploadFile
@@ -12,10 +12,11 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from medchat.platform.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from medchat.platform.errors import PayloadTooLarge, ValidationFailed
 from medchat.platform.identity import Principal, require_user
-from medchat.retrieval.parsing import detect_media_type, ocr_image, transcribe
-from medchat.retrieval.parsing.detection import AUDIO_TYPES, IMAGE_TYPES
+from medchat.platform.openapi import BEARER, problem_responses
+from medchat.retrieval.body_limit import media_limit, upload_limit
+from medchat.retrieval.parsing.detection import AUDIO_TYPES
 from medchat.retrieval.schemas import (
     DocumentOut,
     DocumentPageOut,
@@ -31,8 +32,8 @@ from medchat.retrieval.services import DocumentService, OriginalFile
 
 MB = 1024 * 1024
 UPLOAD_BODY_LIMIT = 512 * MB
-"""The framework's hard cap; the configured ``max_upload_mb`` is checked on the bytes by the service."""
-MEDIA_BODY_LIMIT = 25 * MB
+"""The framework's ceiling; ``upload_limit`` and ``media_limit`` refuse by the configured sizes before it."""
+MEDIA_BODY_LIMIT = UPLOAD_BODY_LIMIT
 # Shown inline only where the browser renders them safely; anything else downloads (an uploaded HTML
 # file served inline would run in our origin).
 INLINE_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg", "text/plain", *AUDIO_TYPES})
@@ -45,15 +46,20 @@ async def read_upload(upload: UploadFile, *, limit_mb: int) -> bytes:
     return data
 
 
+def content_disposition(disposition: str, filename: str) -> str:
+    """``filename=`` in ASCII for old clients and ``filename*=`` (RFC 6266/5987) with the name in UTF-8."""
+    fallback = "".join(char if " " <= char <= "~" and char not in '"\\' else "_" for char in filename) or "download"
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 def original_file_response(original: OriginalFile) -> Response[bytes]:
     inline = original.media_type in INLINE_TYPES
     disposition = "inline" if inline else "attachment"
-    quoted = original.filename.replace('"', "")
     return Response(
         original.data,
         media_type=original.media_type if inline else "application/octet-stream",
         headers={
-            "Content-Disposition": f'{disposition}; filename="{quoted}"',
+            "Content-Disposition": content_disposition(disposition, original.filename),
             "Cache-Control": "private, no-store",
             # A PDF viewer needs plugin frames; nothing else from this response may run.
             "Content-Security-Policy": "default-src 'none'; object-src 'self'; plugin-types application/pdf; "
@@ -66,12 +72,15 @@ class DocumentController(Controller):
     path = "/api/v1/documents"
     tags = ["knowledge base"]  # noqa: RUF012 - Litestar reads it as a class attribute
     guards = [require_user]  # noqa: RUF012
+    security = BEARER
 
     @post(
         "/",
         status_code=HTTP_202_ACCEPTED,
         request_max_body_size=UPLOAD_BODY_LIMIT,
+        middleware=[upload_limit],
         summary="Upload a document; it is ingested in the background",
+        responses=problem_responses(400, 401, 403, 413, 415, 503),
     )
     async def upload(
         self,
@@ -86,7 +95,11 @@ class DocumentController(Controller):
         )
         return DocumentOut.of(view)
 
-    @get("/", summary="Documents you can see: shared ones and your own private ones, newest first")
+    @get(
+        "/",
+        summary="Documents you can see: shared ones and your own private ones, newest first",
+        responses=problem_responses(400, 401, 503),
+    )
     async def list_documents(
         self,
         current_user: NamedDependency[Principal],
@@ -97,7 +110,7 @@ class DocumentController(Controller):
     ) -> DocumentPageOut:
         return DocumentPageOut.of(await documents.list_visible(current_user, limit=limit, cursor=cursor, status=status))
 
-    @get("/{document_id:str}")
+    @get("/{document_id:str}", responses=problem_responses(401, 404, 503))
     async def get_document(
         self,
         document_id: FromPath[str],
@@ -106,7 +119,12 @@ class DocumentController(Controller):
     ) -> DocumentOut:
         return DocumentOut.of(await documents.get_visible(current_user, document_id=document_id))
 
-    @post("/{document_id:str}/retry", status_code=HTTP_202_ACCEPTED, summary="Queue a failed document again")
+    @post(
+        "/{document_id:str}/retry",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Queue a failed document again",
+        responses=problem_responses(400, 401, 403, 404, 503),
+    )
     async def retry(
         self,
         document_id: FromPath[str],
@@ -115,7 +133,12 @@ class DocumentController(Controller):
     ) -> DocumentOut:
         return DocumentOut.of(await documents.retry(current_user, document_id=document_id))
 
-    @delete("/{document_id:str}", status_code=HTTP_204_NO_CONTENT, summary="Delete a document and its passages")
+    @delete(
+        "/{document_id:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Delete a document and its passages",
+        responses=problem_responses(401, 403, 404, 503),
+    )
     async def delete_document(
         self,
         document_id: FromPath[str],
@@ -130,8 +153,14 @@ class SearchController(Controller):
     path = "/api/v1"
     tags = ["knowledge base"]  # noqa: RUF012
     guards = [require_user]  # noqa: RUF012
+    security = BEARER
 
-    @post("/search", status_code=HTTP_200_OK, summary="Hybrid search over the passages you can see")
+    @post(
+        "/search",
+        status_code=HTTP_200_OK,
+        summary="Hybrid search over the passages you can see",
+        responses=problem_responses(400, 401, 413, 503),
+    )
     async def search(
         self,
         data: JSONBody[SearchIn],
@@ -144,19 +173,45 @@ class SearchController(Controller):
         passages = await retriever.search(data.query, scope=scope, top_k=data.top_k)
         return SearchOut(results=[SearchResultOut.of(passage) for passage in passages])
 
-    @post("/ocr", status_code=HTTP_200_OK, request_max_body_size=MEDIA_BODY_LIMIT, summary="Text from an image")
-    async def ocr(self, data: Annotated[FileForm, Body(media_type=RequestEncodingType.MULTI_PART)]) -> TextOut:
-        content = await read_upload(data.file, limit_mb=MEDIA_BODY_LIMIT // MB)
-        if detect_media_type(content) not in IMAGE_TYPES:
-            raise UnsupportedMediaType("OCR needs a PNG, JPEG or TIFF image.")
-        return TextOut(text=await asyncio.to_thread(ocr_image, content))
+    @post(
+        "/ocr",
+        status_code=HTTP_200_OK,
+        request_max_body_size=MEDIA_BODY_LIMIT,
+        middleware=[media_limit],
+        summary="Text from an image (per-user hourly limit; 503 busy while every reader is taken)",
+        responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
+    )
+    async def ocr(
+        self,
+        data: Annotated[FileForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+        current_user: NamedDependency[Principal],
+        documents: NamedDependency[DocumentService],
+    ) -> TextOut:
+        content = await read_upload(data.file, limit_mb=documents.max_media_mb)
+        text = await documents.extract_text(
+            current_user, content, kind="image", refused="OCR needs a PNG, JPEG or TIFF image."
+        )
+        return TextOut(text=text)
 
-    @post("/voice", status_code=HTTP_200_OK, request_max_body_size=MEDIA_BODY_LIMIT, summary="Text from speech")
-    async def voice(self, data: Annotated[FileForm, Body(media_type=RequestEncodingType.MULTI_PART)]) -> TextOut:
-        content = await read_upload(data.file, limit_mb=MEDIA_BODY_LIMIT // MB)
-        if detect_media_type(content) not in AUDIO_TYPES:
-            raise UnsupportedMediaType("Speech recognition needs WAV, MP3, OGG, WebM or M4A audio.")
-        return TextOut(text=await asyncio.to_thread(transcribe, content))
+    @post(
+        "/voice",
+        status_code=HTTP_200_OK,
+        request_max_body_size=MEDIA_BODY_LIMIT,
+        middleware=[media_limit],
+        summary="Text from speech (per-user hourly limit; 503 busy while every reader is taken)",
+        responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
+    )
+    async def voice(
+        self,
+        data: Annotated[FileForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+        current_user: NamedDependency[Principal],
+        documents: NamedDependency[DocumentService],
+    ) -> TextOut:
+        content = await read_upload(data.file, limit_mb=documents.max_media_mb)
+        text = await documents.extract_text(
+            current_user, content, kind="speech", refused="Speech recognition needs WAV, MP3, OGG, WebM or M4A audio."
+        )
+        return TextOut(text=text)
 
 
 class OriginalFileController(Controller):

@@ -11,12 +11,13 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import PurePath
 from typing import Any, Literal, Protocol
 
 import structlog
 from bson import ObjectId
+from redis.asyncio import Redis
 
 from medchat.platform import audit
 from medchat.platform.clock import utcnow
@@ -25,16 +26,29 @@ from medchat.platform.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     UnsupportedMediaType,
     ValidationFailed,
 )
 from medchat.platform.identity import Principal
+from medchat.platform.instances import InstanceHeartbeat
 from medchat.platform.pagination import Page, paginate
+from medchat.platform.quota import Quota
 from medchat.retrieval.chunking import chunk_document
 from medchat.retrieval.document import ParsedDocument
 from medchat.retrieval.errors import UnreadableDocument
 from medchat.retrieval.models import FINAL_STATUSES, SourceDocument
-from medchat.retrieval.parsing import detect_media_type, parse_document
+from medchat.retrieval.parsing import (
+    IN_PROCESS_TYPES,
+    ArchiveLimits,
+    HeavyWork,
+    WorkerLimits,
+    detect_media_type,
+    ocr_image,
+    parse_document,
+    transcribe,
+)
+from medchat.retrieval.parsing.detection import AUDIO_TYPES, IMAGE_TYPES
 from medchat.retrieval.search import INDEX_VERSION, DocumentInfo, Retriever
 from medchat.retrieval.storage import FileStore
 from medchat.settings import Settings
@@ -48,6 +62,12 @@ PARSED_SHARE_OF_PROGRESS = 0.1
 """Progress reported once parsing is done; embedding fills the rest."""
 
 Scope = Literal["shared", "private"]
+MediaKind = Literal["image", "speech"]
+_MEDIA: dict[str, tuple[frozenset[str], Callable[[bytes], str]]] = {
+    "image": (IMAGE_TYPES, ocr_image),
+    "speech": (AUDIO_TYPES, transcribe),
+}
+HOUR = 3600
 
 
 class JobQueue(Protocol):
@@ -56,6 +76,10 @@ class JobQueue(Protocol):
 
 class TransientIngestError(Exception):
     """Ingestion failed for a reason that may pass (a store not answering): the job retries."""
+
+
+class _Superseded(Exception):
+    """The document no longer names the running job (queued again under another, or deleted): it stops."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +111,10 @@ class OriginalFile:
     data: bytes
     media_type: str
     filename: str
+
+
+def _new_job_id(document: SourceDocument) -> str:
+    return f"ingest:{document.id}:{time.time_ns()}"
 
 
 def view_of(document: SourceDocument) -> DocumentView:
@@ -123,15 +151,52 @@ def _safe_filename(filename: str | None) -> str:
 
 
 class DocumentService:
-    def __init__(self, *, retriever: Retriever | None, files: FileStore, queue: JobQueue, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        retriever: Retriever | None,
+        files: FileStore,
+        queue: JobQueue,
+        settings: Settings,
+        redis: Redis | None = None,
+        instances: InstanceHeartbeat | None = None,
+    ) -> None:
+        """``instances``: this process's heartbeat; documents it ingests carry its id, so a sweep elsewhere
+        requeues them only once it has died (None: they carry none, and only the time rule applies)."""
         self._retriever = retriever
         self._files = files
         self._queue = queue
         self._settings = settings
+        self._instances = instances
+        self._heavy = HeavyWork(
+            concurrency=settings.heavy_work_concurrency,
+            limits=WorkerLimits(
+                memory_bytes=settings.parse_memory_mb * 1024 * 1024,
+                cpu_seconds=settings.parse_cpu_seconds,
+                timeout_seconds=settings.parse_timeout_seconds,
+            ),
+            wait_seconds=settings.heavy_work_wait_seconds,
+        )
+        self._archive_limits = ArchiveLimits(
+            max_extracted_bytes=settings.parse_max_extracted_mb * 1024 * 1024,
+            max_ratio=settings.parse_max_compression_ratio,
+            max_members=settings.parse_max_archive_members,
+        )
+        self._media_quotas = (
+            {kind: Quota(redis, name=f"retrieval-{kind}", window_seconds=HOUR) for kind in _MEDIA} if redis else {}
+        )
+
+    def close(self) -> None:
+        """Stop the parse workers."""
+        self._heavy.close()
 
     @property
     def max_upload_mb(self) -> int:
         return self._settings.max_upload_mb
+
+    @property
+    def max_media_mb(self) -> int:
+        return self._settings.max_media_mb
 
     @property
     def indexes_here(self) -> bool:
@@ -221,11 +286,14 @@ class DocumentService:
         await self._update(document, status="queued", stage=None, error=None, progress=0.0, attempts=0)
         await self._enqueue(document)
 
-    async def _enqueue(self, document: SourceDocument) -> None:
+    async def _enqueue(self, document: SourceDocument, *, job_id: str | None = None) -> None:
+        """Queue an ingestion job for ``document`` and record it as its current one (an older job still
+        around for it then stops at its start: see ``ingest``)."""
+        if job_id is None:
+            job_id = _new_job_id(document)
+            await self._update(document, job_id=job_id)
         try:
-            await self._queue.enqueue_job(
-                INGEST_JOB, str(document.id), _job_id=f"ingest:{document.id}:{time.time_ns()}"
-            )
+            await self._queue.enqueue_job(INGEST_JOB, str(document.id), _job_id=job_id)
         except Exception as error:
             log.warning("could not queue ingestion", document_id=str(document.id), error=str(error))
             await self._fail(document, "The ingestion queue did not answer. Retry in a moment.")
@@ -253,6 +321,27 @@ class DocumentService:
         except FileNotFoundError:
             raise NotFound("The original file is no longer stored.") from None
         return OriginalFile(data=data, media_type=document.media_type, filename=document.filename)
+
+    async def extract_text(self, viewer: Principal, data: bytes, *, kind: MediaKind, refused: str) -> str:
+        """The text of an image (OCR) or a recording (speech), within the viewer's hourly budget for ``kind``
+        (429 past it) and a free worker (503 ``busy`` after a short wait); ``refused`` explains a wrong type."""
+        limit = self._settings.media_requests_per_hour_user
+        if kind in self._media_quotas and limit > 0:
+            budget = await self._media_quotas[kind].take(viewer.id, limit=limit)
+            if not budget.allowed:
+                raise RateLimited(
+                    f"At most {limit} {'images' if kind == 'image' else 'recordings'} an hour can be read; "
+                    "try again later.",
+                    retry_after=budget.retry_after(),
+                )
+        accepted, extract = _MEDIA[kind]
+        try:
+            media_type = detect_media_type(data)
+        except UnsupportedMediaType:
+            media_type = None
+        if media_type not in accepted:
+            raise UnsupportedMediaType(refused)
+        return (await self._heavy.run(extract, data, wait=False)).strip()
 
     async def delete(self, viewer: Principal, *, document_id: str, ip: str | None = None) -> None:
         """Remove the passages from the index first, then the file and the record."""
@@ -293,24 +382,40 @@ class DocumentService:
 
     # --- ingestion (the arq job's body) ----------------------------------------------------------
 
-    async def ingest(self, document_id: str) -> None:
+    async def ingest(self, document_id: str, *, job_id: str | None = None) -> None:
         """Parse, chunk, embed and index one document, moving its status along.
 
         A document that cannot be read fails with the reason; a store that does not answer raises
         ``TransientIngestError`` so the job is retried. Re-running replaces the document's passages.
+        ``job_id`` is the queued job running this; a job the document no longer names (it was queued
+        again meanwhile) does nothing, so one document is never ingested by two jobs at once.
         """
         document = await SourceDocument.get(ObjectId(document_id)) if ObjectId.is_valid(document_id) else None
         if document is None:
             log.info("ingest skipped: document deleted", document_id=document_id)
             return
-        await self._update(
-            document, status="processing", stage="parsing", progress=0.02, error=None, attempts=document.attempts + 1
-        )
+        if not await self._claim(document, job_id=job_id):
+            log.info("ingest skipped: a newer job replaced this one", document_id=document_id, job_id=job_id)
+            return
+        try:
+            await self._ingest_claimed(document)
+        except _Superseded:
+            if await SourceDocument.get(document.id) is None:  # deleted while we were indexing
+                await self._indexer.delete_document(document_id)
+            log.info("ingest stopped: document queued again or deleted", document_id=document_id, job_id=job_id)
+
+    async def _ingest_claimed(self, document: SourceDocument) -> None:
+        """The body of ``ingest`` once this job holds ``document``; every write it makes is ``_write_as_job``."""
+        document_id = str(document.id)
         started = time.perf_counter()
         try:
             parsed = await self._parse(document)
         except (UnreadableDocument, UnsupportedMediaType) as error:
-            await self._fail(document, error.detail)
+            await self._fail(document, error.detail, as_job=True)
+            return
+        except Exception as error:  # any parser failure ends the document, never leaves it processing
+            log.exception("parsing failed", document_id=document_id)
+            await self._fail(document, f"The file could not be read ({type(error).__name__}).", as_job=True)
             return
         chunks = await asyncio.to_thread(
             chunk_document,
@@ -319,9 +424,9 @@ class DocumentService:
             overlap_tokens=self._settings.chunk_overlap_tokens,
         )
         if not chunks:
-            await self._fail(document, "No text was found in this file (a scan with nothing legible?).")
+            await self._fail(document, "No text was found in this file (a scan with nothing legible?).", as_job=True)
             return
-        await self._update(
+        await self._write_as_job(
             document,
             title=(parsed.title or document.title)[:200],
             pages=len(parsed.pages),
@@ -333,16 +438,24 @@ class DocumentService:
         )
         try:
             result = await self._indexer.index_chunks(info, chunks, on_progress=self._progress_writer(document))
+        except _Superseded:
+            raise
         except Exception as error:
             if document.attempts >= MAX_INGEST_ATTEMPTS:
-                await self._fail(document, "The search index did not answer; retry the document later.")
+                await self._fail(document, "The search index did not answer; retry the document later.", as_job=True)
                 return
             raise TransientIngestError(str(error)) from error
         if await SourceDocument.get(document.id) is None:  # deleted while we were indexing
             await self._indexer.delete_document(document_id)
             return
-        await self._update(
-            document, status="ready", stage=None, progress=1.0, chunks=result.chunks, index_version=INDEX_VERSION
+        await self._write_as_job(
+            document,
+            status="ready",
+            stage=None,
+            progress=1.0,
+            chunks=result.chunks,
+            index_version=INDEX_VERSION,
+            ingesting_instance=None,
         )
         log.info(
             "document ready",
@@ -352,12 +465,93 @@ class DocumentService:
             seconds=round(time.perf_counter() - started, 2),
         )
 
+    async def _claim(self, document: SourceDocument, *, job_id: str | None) -> bool:
+        """Mark the document ``processing`` by this instance, unless ``job_id`` is no longer its job.
+
+        One conditional write: a sweep requeueing the document at the same moment changes its job first
+        (then this job stops) or finds it owned by a live instance (then the sweep leaves it)."""
+        condition: dict[str, Any] = {"_id": document.id}
+        if job_id is not None and document.job_id is not None:
+            if document.job_id != job_id:
+                return False
+            condition["job_id"] = job_id
+        fields: dict[str, Any] = {
+            "status": "processing",
+            "stage": "parsing",
+            "progress": 0.02,
+            "error": None,
+            "attempts": document.attempts + 1,
+            "ingesting_instance": self._instances.id if self._instances is not None else None,
+            "updated_at": utcnow(),
+        }
+        claimed = await SourceDocument.get_pymongo_collection().update_one(condition, {"$set": fields})
+        if claimed.matched_count == 0:
+            return False
+        for name, value in fields.items():
+            setattr(document, name, value)
+        return True
+
+    async def requeue_orphaned(self) -> int:
+        """Queue again (under a new job id) every document whose ingestion died with its process: its
+        instance's heartbeat has lapsed, or (a document from before instances were recorded) it made no
+        progress for ``ingest_stale_minutes``. One that already died this way ``MAX_INGEST_ATTEMPTS`` times
+        fails instead (a file that crashes the process must not crash it forever). Returns how many."""
+        processing = await SourceDocument.find({"status": "processing"}).to_list()
+        owners = {document.ingesting_instance for document in processing if document.ingesting_instance}
+        alive: set[str] | None = set()
+        if owners:
+            try:
+                alive = await self._instances.alive(owners) if self._instances is not None else None
+            except Exception as error:  # noqa: BLE001 - skip the owned ones; the next sweep tries again
+                log.warning("cannot tell which instances are alive; ingestions left for now", error=str(error))
+                alive = None
+        cutoff = utcnow() - timedelta(minutes=self._settings.ingest_stale_minutes)
+        requeued = 0
+        for document in processing:
+            condition: dict[str, Any] = {"_id": document.id, "status": "processing"}
+            if document.ingesting_instance:
+                if alive is None or document.ingesting_instance in alive:
+                    continue
+                condition["ingesting_instance"] = document.ingesting_instance
+            elif document.updated_at < cutoff:
+                condition["updated_at"] = {"$lt": cutoff}
+            else:
+                continue
+            if await self._requeue_orphan(document, condition):
+                requeued += 1
+        return requeued
+
+    async def _requeue_orphan(self, document: SourceDocument, condition: dict[str, Any]) -> bool:
+        if document.attempts >= MAX_INGEST_ATTEMPTS:
+            reason = "Ingestion stopped with its server several times; retry the document, or check the file."
+            fields: dict[str, Any] = {"status": "failed", "stage": None, "error": reason, "ingesting_instance": None}
+        else:
+            fields = {"status": "queued", "stage": None, "progress": 0.0, "ingesting_instance": None}
+            fields["job_id"] = _new_job_id(document)
+        fields["updated_at"] = utcnow()
+        taken = await SourceDocument.get_pymongo_collection().update_one(condition, {"$set": fields})
+        if taken.matched_count == 0:  # another sweep, or the owner itself, got there first
+            return False
+        for name, value in fields.items():
+            setattr(document, name, value)
+        log.warning(
+            "orphaned ingestion " + ("failed" if document.status == "failed" else "queued again"),
+            document_id=str(document.id),
+            dead_instance=condition.get("ingesting_instance"),
+        )
+        if document.status == "queued":
+            await self._enqueue(document, job_id=document.job_id)
+        return True
+
     async def _parse(self, document: SourceDocument) -> ParsedDocument:
         try:
             data = await self._files.read(document.storage_key)
         except FileNotFoundError:
             raise UnreadableDocument("The uploaded file is missing from storage.") from None
-        parsed = await asyncio.to_thread(parse_document, data)
+        if detect_media_type(data) in IN_PROCESS_TYPES:
+            parsed = await asyncio.to_thread(parse_document, data)
+        else:
+            parsed = await self._heavy.run(parse_document, data, self._archive_limits)
         if parsed.is_empty:
             raise UnreadableDocument("No text was found in this file (a scan with nothing legible?).")
         return parsed
@@ -372,15 +566,34 @@ class DocumentService:
                 return
             last_write = now
             share = done / total if total else 1.0
-            await self._update(
+            await self._write_as_job(
                 document, progress=PARSED_SHARE_OF_PROGRESS + (1 - PARSED_SHARE_OF_PROGRESS) * share * 0.99
             )
 
         return write
 
-    async def _fail(self, document: SourceDocument, reason: str) -> None:
-        await self._update(document, status="failed", stage=None, error=reason)
+    async def _fail(self, document: SourceDocument, reason: str, *, as_job: bool = False) -> None:
+        """``as_job``: written by the ingestion job holding the document, so only while it still does."""
+        write = self._write_as_job if as_job else self._update
+        await write(document, status="failed", stage=None, error=reason)
         log.info("document failed", document_id=str(document.id), reason=reason)
+
+    @staticmethod
+    async def _write_as_job(document: SourceDocument, **fields: Any) -> None:
+        """``_update`` for the ingestion job that claimed ``document``: written only while the stored record
+        still names that job, else ``_Superseded`` (a sweep took the job's process for dead and queued it
+        again, or it was deleted), so a late write of the old job never overwrites the newer job's state."""
+        if document.job_id is None:  # queued before jobs were recorded, or ingested directly by the CLI
+            await DocumentService._update(document, **fields)
+            return
+        fields["updated_at"] = utcnow()
+        written = await SourceDocument.get_pymongo_collection().update_one(
+            {"_id": document.id, "job_id": document.job_id}, {"$set": fields}
+        )
+        if written.matched_count == 0:
+            raise _Superseded
+        for name, value in fields.items():
+            setattr(document, name, value)
 
     @staticmethod
     async def _update(document: SourceDocument, **fields: Any) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable
+from datetime import timedelta
 from typing import Any
 
 from medchat.chat.answering.events import STOPPED_DETAIL, AnswerEvent, AnswerRun, Finished, stored_outcome
@@ -27,6 +28,7 @@ from medchat.chat.schemas import MessageCreate, MessageOut, message_out
 from medchat.chat.services import ConversationService, finish
 from medchat.llm import LLMProvider
 from medchat.platform.errors import NotFound
+from medchat.platform.instances import InstanceHeartbeat
 from medchat.settings import Settings
 
 SHUTDOWN_DETAIL = "The server restarted while writing this answer. Retry to get a full answer."
@@ -44,12 +46,18 @@ class ChatEngine:
         safety: SafetyChecks | None = None,
         conversations: ConversationService | None = None,
         limits: ChatLimits | None = None,
+        instances: InstanceHeartbeat | None = None,
     ) -> None:
+        """``instances``: this process's heartbeat; its id marks the answers written here as this
+        process's, so sweeps elsewhere leave them alone while it lives (None: answers carry no writer)."""
         self.settings = settings
         self.provider = provider
         self.search = search
         self.safety: SafetyChecks = safety or RuleBasedSafety.from_settings(settings)
-        self._conversations = conversations or ConversationService()
+        self.instances = instances
+        self._conversations = conversations or ConversationService(
+            stale_after=timedelta(minutes=settings.chat_stale_streaming_minutes), instances=instances
+        )
         """Returns documents: kept inside chat (its handlers get it through ``handler_services``)."""
         self.limits = limits
         """Per-user budgets; None: unlimited (no Redis at hand)."""
@@ -63,11 +71,14 @@ class ChatEngine:
     # --- lifecycle -----------------------------------------------------------------------------
     async def open(self) -> None:
         """Run once per process before serving: compile the safety rules (a broken rule file fails here,
-        not on a user's question) and mark answers orphaned by a crash as ``failed``."""
+        not on a user's question)."""
         await asyncio.to_thread(load_rules)
         if isinstance(self.safety, RuleBasedSafety):
             self.safety.check_topics()
-        await self._conversations.fail_orphaned()
+
+    async def fail_orphaned(self) -> int:
+        """Mark answers whose writer died as ``failed`` (serving and worker processes run this periodically)."""
+        return await self._conversations.fail_orphaned()
 
     async def close(self) -> None:
         """Finish every run in flight as failed (stored), and stop background work."""
@@ -101,6 +112,7 @@ class ChatEngine:
             conversations=self._conversations,
             limits=self.limits,
             ip=ip,
+            writer_instance=self.instances.id if self.instances is not None else None,
         )
         run = AnswerRun(turn)
         self._runs[run.message_id] = run

@@ -77,6 +77,7 @@ async def prepare_turn(
     conversations: ConversationService,
     limits: ChatLimits | None,
     ip: str | None,
+    writer_instance: str | None = None,
 ) -> PreparedTurn:
     """Validate, check the caller's budgets, then store the question and an answer in ``streaming`` status
     and audit them (from ``ip``). Raises 4xx errors only (429 ``rate_limited`` over budget)."""
@@ -118,6 +119,7 @@ async def prepare_turn(
             safety=safety,
             provider=provider,
             ip=ip,
+            writer_instance=writer_instance,
         )
     except BaseException:
         if searching is not None:
@@ -150,6 +152,7 @@ async def _store(
     safety: SafetyChecks,
     provider: LLMProvider,
     ip: str | None,
+    writer_instance: str | None,
 ) -> tuple[Conversation, Message, Message, list[str]]:
     """Write the conversation (new, or its new active leaf), the question unless it is a stored one, the
     answer in ``streaming`` status and the audit events, in parallel (the messages carry their own ids).
@@ -202,6 +205,7 @@ async def _store(
         model=provider.model,
         model_label=provider.label,
         created_at=now,
+        writer_instance=writer_instance,
     )
     to_insert.append(assistant)
     writes += _audit_turn(caller.id, ip, conversation_id, created=created, new_message=to_insert[0])

@@ -1,6 +1,7 @@
 """Turn uploaded bytes into text: type detection, document parsers, OCR and speech recognition.
 
-Everything here is synchronous and CPU-heavy; callers run it in a worker thread or process.
+Everything here is synchronous and CPU-heavy. Plain text and Markdown (linear in the upload's size) may
+run in a thread; every other parser, OCR and speech run through ``HeavyWork``, in a limited child process.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from medchat.retrieval.document import ParsedDocument, ParsedPage
 from medchat.retrieval.errors import UnreadableDocument
 from medchat.retrieval.parsing import detection
+from medchat.retrieval.parsing.archive import ArchiveLimits
 from medchat.retrieval.parsing.detection import decode_text, detect_media_type
 from medchat.retrieval.parsing.html import parse_html
 from medchat.retrieval.parsing.markup import first_heading_or_line, markdown_pages, plain_text_pages
@@ -15,23 +17,36 @@ from medchat.retrieval.parsing.ocr import image_pages_text, ocr_image
 from medchat.retrieval.parsing.office import parse_docx
 from medchat.retrieval.parsing.pdf import parse_pdf
 from medchat.retrieval.parsing.speech import transcribe
+from medchat.retrieval.parsing.workers import HeavyWork, WorkerLimits
 
-__all__ = ["detect_media_type", "ocr_image", "parse_document", "transcribe"]
+__all__ = [
+    "IN_PROCESS_TYPES",
+    "ArchiveLimits",
+    "HeavyWork",
+    "WorkerLimits",
+    "detect_media_type",
+    "ocr_image",
+    "parse_document",
+    "transcribe",
+]
+
+IN_PROCESS_TYPES = frozenset({detection.PLAIN_TEXT, detection.MARKDOWN})
+"""Parsed in time and memory linear in the upload's size: no worker process needed."""
 
 
-def parse_document(data: bytes) -> ParsedDocument:
+def parse_document(data: bytes, archive_limits: ArchiveLimits | None = None) -> ParsedDocument:
     """Detect the type of ``data`` and extract its pages. Raises ``UnsupportedMediaType`` or ``UnreadableDocument``."""
     media_type = detect_media_type(data)
-    title, pages = _parse(data, media_type)
+    title, pages = _parse(data, media_type, archive_limits or ArchiveLimits())
     title = title or first_heading_or_line(pages)
     return ParsedDocument(title=title, pages=pages, media_type=media_type)
 
 
-def _parse(data: bytes, media_type: str) -> tuple[str | None, tuple[ParsedPage, ...]]:
+def _parse(data: bytes, media_type: str, archive_limits: ArchiveLimits) -> tuple[str | None, tuple[ParsedPage, ...]]:
     if media_type == detection.PDF:
         return parse_pdf(data)
     if media_type == detection.DOCX:
-        return parse_docx(data)
+        return parse_docx(data, archive_limits)
     if media_type in detection.IMAGE_TYPES:
         return None, tuple(ParsedPage(number, text) for number, text in enumerate(image_pages_text(data), start=1))
     if media_type in detection.AUDIO_TYPES:

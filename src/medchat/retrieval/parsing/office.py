@@ -12,19 +12,22 @@ import zipfile
 import docx
 from docx.table import Table
 from docx.text.paragraph import Paragraph
+from lxml.etree import LxmlError
 
 from medchat.retrieval.document import Heading, ParsedPage
 from medchat.retrieval.errors import UnreadableDocument
+from medchat.retrieval.parsing.archive import ArchiveLimits, check_archive
 
 _HEADING_STYLE = re.compile(r"^heading\s*(\d)$", re.I)
 _PAGE_BREAK = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}br"
 _BREAK_TYPE = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}type"
 
 
-def parse_docx(data: bytes) -> tuple[str | None, tuple[ParsedPage, ...]]:
+def parse_docx(data: bytes, limits: ArchiveLimits) -> tuple[str | None, tuple[ParsedPage, ...]]:
+    check_archive(data, limits)
     try:
         document = docx.Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as error:
+    except (zipfile.BadZipFile, KeyError, ValueError, LxmlError) as error:
         raise UnreadableDocument(f"the DOCX could not be read: {error}") from error
     pages: list[ParsedPage] = []
     lines: list[str] = []
