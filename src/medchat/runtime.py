@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from medchat import auth, chat, retrieval
-from medchat.llm import LLMProvider, build_provider
+from medchat.llm import LLMProvider, build_provider, build_sources_only_provider
 from medchat.platform.audit import AuditEvent
 from medchat.platform.events import USER_DELETED, USER_EXPORT_REQUESTED, EventBus
 from medchat.platform.health import ReadinessChecks
@@ -80,6 +80,7 @@ class Runtime:
                     search=runtime.search_passages,
                     limits=chat.ChatLimits(stores.redis, settings),
                     instances=runtime.instance,
+                    sources_only=build_sources_only_provider(embed=embed),
                 )
             )
             for service in runtime.chat_engine.handler_services():

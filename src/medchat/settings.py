@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     """Networks of the reverse proxies in front of medchat (comma-separated CIDRs, e.g. ``10.42.0.0/16``;
     default none). Only a peer in them is believed about the client's address (``X-Forwarded-For``, else
     ``Forwarded``: the right-most address not in these networks); every limit and the audit log use it."""
+    api_key_requests_per_minute: int = Field(default=60, ge=1)
+    """Requests each personal API key may make to ``/v1/`` in any 60 s; more answer 429 with ``Retry-After``."""
+    api_keys_per_user: int = Field(default=20, ge=1, le=1000)
+    """Unrevoked personal API keys one account may hold; creating one more answers 409 ``too_many_api_keys``."""
 
     # --- llm -------------------------------------------------------------------------------------
     llm_provider: Literal["auto", "remote", "local", "sources-only"] = "auto"
@@ -231,6 +235,9 @@ class Settings(BaseSettings):
     chat_stale_streaming_minutes: float = Field(default=10.0, gt=0)
     """An answer still ``streaming`` this long after it started, stored before answers had an owner instance,
     was orphaned by a crash and is marked failed (owned answers fail once their owner's heartbeat lapses)."""
+    openai_store_conversations: bool = True
+    """Keep the conversations the OpenAI-compatible ``/v1`` endpoint starts; false: each is deleted as soon
+    as its answer is finished (the audit log keeps its create and delete events)."""
 
     _split = field_validator(
         "registration_domains", "cors_origins", "out_of_scope_topics", "trusted_proxies", mode="before"

@@ -128,7 +128,7 @@ def create_admin(server: ServeProcess) -> Account:
 
 
 def real_resources(server: ServeProcess, admin: Account) -> dict[str, str]:
-    """Path ids of things that exist: a conversation with an answer, a document, a user to administer."""
+    """Path ids of things that exist: a conversation with an answer, a document, a user to administer, an API key."""
     with httpx.Client(base_url=f"{server.base_url}{API_PREFIX}", headers=admin.headers, timeout=60) as http:
         turn = http.post("/chat/messages", json={"content": "What is hypertension?"})
         assert turn.status_code == 201, turn.text
@@ -136,11 +136,14 @@ def real_resources(server: ServeProcess, admin: Account) -> dict[str, str]:
             "/documents/", files={"file": ("notes.txt", b"Hypertension is raised blood pressure.\n", "text/plain")}
         )
         assert upload.status_code == 202, upload.text
+        api_key = http.post("/users/me/api-keys", json={"name": "schema run"})
+        assert api_key.status_code == 201, api_key.text
     return {
         "conversation_id": turn.json()["conversation_id"],
         "message_id": turn.json()["message"]["id"],
         "document_id": upload.json()["id"],
         "user_id": sign_up(server.base_url, "administered").id,
+        "key_id": api_key.json()["id"],
     }
 
 

@@ -25,7 +25,7 @@ from medchat.platform.web import page_or_fragment
 
 PAGE_SIZE = 50
 ACTIONS = ["read", "create", "update", "export", "delete", "login", "login_failed", "register"]
-RESOURCE_TYPES = ["conversation", "message", "document", "user"]
+RESOURCE_TYPES = ["conversation", "message", "document", "user", "api_key"]
 _NOBODY = "-"
 """An actor id no event has: what an unknown email filters by, so the page shows nothing rather than all."""
 

@@ -1,9 +1,12 @@
-"""Who is asking: a bearer token (API) or the session cookie (pages) becomes ``request.user``.
+"""Who is asking: a bearer token (API), an API key (``/v1/``) or the session cookie (pages) becomes
+``request.user``.
 
 The middleware never refuses a request: anonymous ones reach public routes with ``request.user`` None,
 and the guards (``require_user``, ``require_admin``, the ``current_user`` dependency) answer 401/403.
 The session cookie counts only outside ``/api/``: the API is exempt from CSRF checks, so it must not
 accept the ambient credential a browser sends by itself.
+On ``/v1/`` (the OpenAI-compatible API) only a personal API key counts (``api_key_access``), and an API
+key counts nowhere else.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from litestar.di import Provide
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
 from litestar.plugins import InitPluginProtocol
 
+from medchat.auth.api_key_access import API_KEY_PREFIX, authenticate_api_key, is_api_key_path
 from medchat.auth.csrf import CSRF_COOKIE, SessionBoundCSRFMiddleware, csrf_key
 from medchat.auth.deps import provide_current_user
 from medchat.auth.guards import ANONYMOUS_REASON
@@ -33,6 +37,8 @@ NOT_AUTHENTICATED = ["^/static/", "^/ping$", "^/healthz$", "^/readyz$", "^/metri
 class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         accounts = registry_of(connection.app.state).get(Accounts)
+        if is_api_key_path(connection.scope["path"]):
+            return AuthenticationResult(user=await authenticate_api_key(connection, accounts), auth=None)
         header = connection.headers.get("authorization")
         if header:
             scheme, _, token = header.partition(" ")
@@ -74,7 +80,7 @@ class AuthPlugin(InitPluginProtocol):
             cookie_secure=self.settings.secure_cookies,
             cookie_httponly=True,  # pages carry the token in the form and in hx-headers; scripts never read it
             cookie_samesite="lax",
-            exclude=[f"^{API_PREFIX}"],
+            exclude=[f"^{API_PREFIX}", f"^{API_KEY_PREFIX}"],
         )
         app_config.middleware.append(DefineMiddleware(SessionBoundCSRFMiddleware, config=csrf))
         app_config.dependencies["current_user"] = Provide(provide_current_user, sync_to_thread=False)

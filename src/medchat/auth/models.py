@@ -46,3 +46,23 @@ class RefreshToken(Document):
 
     class Settings:
         name = "auth_refresh_tokens"
+
+
+class ApiKey(Document):
+    """A personal API key for ``/v1/``: stored as the SHA-256 of the whole key, shown once at creation."""
+
+    owner_id: Annotated[str, Indexed()]
+    name: str
+    prefix: Annotated[str, Indexed(unique=True)]
+    """The 8 characters after ``mck_``: shown in lists so a person can tell their keys apart, and looked up."""
+    key_hash: str
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    """Updated at most once a minute."""
+    revoked: bool = False
+    """Queried instead of ``revoked_at`` (the embedded MongoDB stand-in does not match ``null``)."""
+    revoked_at: datetime | None = None
+
+    class Settings:
+        name = "auth_api_keys"

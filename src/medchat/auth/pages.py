@@ -69,6 +69,13 @@ class ConfirmForm:
 
 
 @dataclass
+class ApiKeyForm:
+    name: str = ""
+    expires_in_days: str = ""
+    """Blank for a key that does not expire."""
+
+
+@dataclass
 class RoleForm:
     role: str = ""
 
@@ -271,6 +278,39 @@ class ProfilePages(Controller):
         response.set_cookie(session_cookie(accounts, "", expire=True))
         return response
 
+    @post("/api-keys", status_code=HTTP_200_OK, media_type=MediaType.HTML)
+    async def create_api_key(
+        self,
+        current_user: NamedDependency[Principal],
+        accounts: NamedDependency[Accounts],
+        client_ip: NamedDependency[str | None],
+        data: URLEncodedBody[ApiKeyForm],
+    ) -> HTMXTemplate:
+        """The new key is on this response only: it is stored hashed."""
+        try:
+            days = int(data.expires_in_days) if data.expires_in_days.strip() else None
+        except ValueError:
+            days = 0  # refused below with the expiry field's message
+        try:
+            made = await accounts.create_api_key(current_user.id, name=data.name, expires_in_days=days, ip=client_ip)
+        except (ValidationFailed, Conflict) as error:
+            return await self._page(accounts, current_user, error=error)
+        page = await self._page(accounts, current_user, new_key=made.key)
+        page.headers["Cache-Control"] = "no-store"
+        return page
+
+    @post("/api-keys/{key_id:str}/revoke", status_code=HTTP_200_OK, media_type=MediaType.HTML)
+    async def revoke_api_key(
+        self,
+        *,
+        key_id: FromPath[str],
+        current_user: NamedDependency[Principal],
+        accounts: NamedDependency[Accounts],
+        client_ip: NamedDependency[str | None],
+    ) -> HTMXTemplate:
+        await accounts.revoke_api_key(current_user.id, key_id, ip=client_ip)
+        return await self._page(accounts, current_user, notice="The API key was revoked.")
+
     @staticmethod
     async def _page(
         accounts: Accounts,
@@ -278,9 +318,16 @@ class ProfilePages(Controller):
         *,
         error: AppError | None = None,
         notice: str | None = None,
+        new_key: str | None = None,
     ) -> HTMXTemplate:
         user = await accounts.get_user(principal.id)
-        context = {"user": user, "notice": notice, "min_length": accounts.settings.password_min_length}
+        context = {
+            "user": user,
+            "notice": notice,
+            "min_length": accounts.settings.password_min_length,
+            "api_keys": await accounts.list_api_keys(principal.id),
+            "new_key": new_key,
+        }
         if error is not None:
             return form_page("auth/profile.html", error, **context)
         return HTMXTemplate(template_name="auth/profile.html", context={**context, "field_errors": {}})

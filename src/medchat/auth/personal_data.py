@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 
 from medchat.auth.administration import ADMIN_LOCK, ensure_another_admin
-from medchat.auth.core import AccountsCore
+from medchat.auth.api_keys import ApiKeys
 from medchat.auth.models import RefreshToken
 from medchat.platform import audit
 from medchat.platform.clock import utcnow
@@ -20,7 +20,7 @@ from medchat.platform.events import USER_DELETED, USER_EXPORT_REQUESTED
 log = structlog.get_logger(__name__)
 
 
-class PersonalData(AccountsCore):
+class PersonalData(ApiKeys):
     async def export(self, user_id: str, *, actor: str | None = None, ip: str | None = None) -> dict[str, Any]:
         """The user's profile plus each module's share, gathered through ``USER_EXPORT_REQUESTED``.
 
@@ -34,6 +34,7 @@ class PersonalData(AccountsCore):
                 data.update(share)
         return {
             **data,
+            "api_keys": await self.export_api_keys(user_id),
             "exported_at": utcnow().isoformat(),
             "user": {
                 "id": str(user.id),
@@ -56,6 +57,7 @@ class PersonalData(AccountsCore):
                 await ensure_another_admin(user)
             await self.events.publish(USER_DELETED, user_id=user_id)
             await RefreshToken.find(RefreshToken.user_id == user_id).delete()
+            await self.delete_api_keys(user_id)
             await user.delete()
         log.info("account deleted", user_id=user_id, actor=actor)
         await audit.record("delete", actor_id=actor, resource_type="user", resource_id=user_id, ip=ip)

@@ -3,11 +3,12 @@
 from litestar import Router
 
 from medchat.chat import deps
+from medchat.chat.openai_compat import OpenAIController
 from medchat.chat.pages import page_handlers
 from medchat.chat.routes import ChatController
 from medchat.platform.web import VARY_ON_HTMX
 
-_api = Router(path="/", route_handlers=[ChatController])
+_api = Router(path="/", route_handlers=[ChatController, OpenAIController])
 _pages = Router(
     path="/",
     route_handlers=page_handlers,

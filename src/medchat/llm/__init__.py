@@ -7,7 +7,13 @@ Importing this package loads no model client: ``choose_provider`` decides withou
 
 from medchat.llm.cli import model_cli
 from medchat.llm.errors import LLMStreamInterrupted, LLMUnavailable
-from medchat.llm.factory import LLMConfigurationError, ProviderChoice, build_provider, choose_provider
+from medchat.llm.factory import (
+    LLMConfigurationError,
+    ProviderChoice,
+    build_provider,
+    build_sources_only_provider,
+    choose_provider,
+)
 from medchat.llm.tracing import Redactor
 from medchat.llm.types import (
     ChatTurn,
@@ -33,6 +39,7 @@ __all__ = [
     "TextDelta",
     "Usage",
     "build_provider",
+    "build_sources_only_provider",
     "choose_provider",
     "model_cli",
 ]

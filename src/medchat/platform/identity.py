@@ -26,6 +26,8 @@ class Principal:
     email: str
     full_name: str
     role: Literal["user", "admin"]
+    api_key_id: str | None = None
+    """The personal API key the request was authenticated with (``/v1/`` only); None for sessions and JWTs."""
 
     @property
     def is_admin(self) -> bool:

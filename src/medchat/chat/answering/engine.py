@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +26,7 @@ from medchat.chat.models import MessageError
 from medchat.chat.safety import RuleBasedSafety, load_rules
 from medchat.chat.schemas import MessageCreate, MessageOut, message_out
 from medchat.chat.services import ConversationService, finish
-from medchat.llm import LLMProvider
+from medchat.llm import ChatTurn, LLMProvider
 from medchat.platform.errors import NotFound
 from medchat.platform.instances import InstanceHeartbeat
 from medchat.settings import Settings
@@ -47,11 +47,15 @@ class ChatEngine:
         conversations: ConversationService | None = None,
         limits: ChatLimits | None = None,
         instances: InstanceHeartbeat | None = None,
+        sources_only: LLMProvider | None = None,
     ) -> None:
         """``instances``: this process's heartbeat; its id marks the answers written here as this
-        process's, so sweeps elsewhere leave them alone while it lives (None: answers carry no writer)."""
+        process's, so sweeps elsewhere leave them alone while it lives (None: answers carry no writer).
+        ``sources_only``: the extractive provider a request may choose instead of ``provider``."""
         self.settings = settings
         self.provider = provider
+        self.sources_only = provider if provider.kind == "sources-only" else sources_only
+        """The sources-only provider requests may choose (``ask(provider=...)``); None: not offered."""
         self.search = search
         self.safety: SafetyChecks = safety or RuleBasedSafety.from_settings(settings)
         self.instances = instances
@@ -94,10 +98,21 @@ class ChatEngine:
             await asyncio.gather(*pending, return_exceptions=True)
 
     # --- asking --------------------------------------------------------------------------------
-    async def ask(self, caller: Caller, request: MessageCreate, *, ip: str | None = None) -> AnswerRun:
+    async def ask(
+        self,
+        caller: Caller,
+        request: MessageCreate,
+        *,
+        ip: str | None = None,
+        prior: Sequence[ChatTurn] = (),
+        provider: LLMProvider | None = None,
+    ) -> AnswerRun:
         """Validate, check the caller's budgets, store the question and an answer in ``streaming`` status
         (audited, from ``ip``), then write the answer in its own task. Raises 4xx errors only (429
         ``rate_limited`` over budget); the run's events tell how the answer went.
+
+        ``prior``: the conversation as the client holds it, used when the stored thread is empty (see
+        ``prepare_turn``); ``provider``: the model to answer with instead of the engine's (``sources_only``).
 
         The passage search starts as soon as the question is known, so the query embedding runs
         while the messages are written (its result is only used after they are stored).
@@ -106,19 +121,20 @@ class ChatEngine:
             caller,
             request,
             settings=self.settings,
-            provider=self.provider,
+            provider=provider or self.provider,
             search=self.search,
             safety=self.safety,
             conversations=self._conversations,
             limits=self.limits,
             ip=ip,
             writer_instance=self.instances.id if self.instances is not None else None,
+            prior=prior,
         )
         run = AnswerRun(turn)
         self._runs[run.message_id] = run
         run.task = asyncio.create_task(self._answer(run), name=f"chat-answer-{run.message_id}")
         refused = bool(turn.user_message.safety.scope_refusal)  # a refused question never reaches a model
-        if turn.created_conversation and self.provider.kind == "remote" and not refused:
+        if turn.created_conversation and turn.provider.kind == "remote" and not refused:
             self._in_background(self._model_title(turn))
         return run
 
@@ -162,16 +178,16 @@ class ChatEngine:
 
     # --- the answer and background work --------------------------------------------------------
     async def _answer(self, run: AnswerRun) -> None:
+        turn = run.turn
         try:
-            await AnswerWriter(self.settings, self.provider, self.safety, self.limits).write(run)
+            await AnswerWriter(self.settings, turn.provider, self.safety, self.limits).write(run)
         finally:
             self._runs.pop(run.message_id, None)
-        turn = run.turn
         # The local model writes one thing at a time: its title comes after the answer.
         if (
             isinstance(run.events[-1], Finished)
             and turn.created_conversation
-            and self.provider.kind == "local"
+            and turn.provider.kind == "local"
             and not turn.user_message.safety.scope_refusal
         ):
             self._in_background(self._model_title(turn))

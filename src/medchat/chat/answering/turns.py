@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,8 @@ class PreparedTurn:
     user_message: Message
     assistant: Message
     history: list[ChatTurn]
+    provider: LLMProvider
+    """The model that writes this answer: the engine's, or the one the request chose."""
     created_conversation: bool
     siblings: list[str]
     search: asyncio.Task[Retrieved]
@@ -78,9 +80,13 @@ async def prepare_turn(
     limits: ChatLimits | None,
     ip: str | None,
     writer_instance: str | None = None,
+    prior: Sequence[ChatTurn] = (),
 ) -> PreparedTurn:
     """Validate, check the caller's budgets, then store the question and an answer in ``streaming`` status
-    and audit them (from ``ip``). Raises 4xx errors only (429 ``rate_limited`` over budget)."""
+    and audit them (from ``ip``). Raises 4xx errors only (429 ``rate_limited`` over budget).
+
+    ``prior``: the conversation so far as the client holds it (not stored); it stands in for the stored
+    thread, for the follow-up query and the model's history, when the thread has no stored turns."""
     started = time.perf_counter()
     content = request.content.strip()
     if len(content) > settings.chat_max_message_chars:
@@ -88,7 +94,7 @@ async def prepare_turn(
     if (request.parent_id or request.edit_of) and not request.conversation_id:
         raise ValidationFailed("conversation_id: required with parent_id or edit_of")
     searching: asyncio.Task[Retrieved] | None = None
-    if content and not request.conversation_id:  # a first question: nothing to follow up on
+    if content and not request.conversation_id and not prior:  # a first question: nothing to follow up on
         searching = asyncio.create_task(search_passages(search, _as_asked(content), caller))
     try:
         conversation: Conversation | None = None
@@ -106,7 +112,8 @@ async def prepare_turn(
             budgets = await limits.check_and_take(caller.id, is_admin=bool(caller.is_admin))
         if searching is None:
             asked = question.content if question is not None else content  # regenerating: a stored question
-            earlier = [m.content for m in tree.history_before(parent_id) if m.role == "user"]
+            thread = tree.history_before(parent_id) or prior
+            earlier = [turn.content for turn in thread if turn.role == "user"]
             query = _query_of(asked, earlier, settings=settings, provider=provider, safety=safety)
             searching = asyncio.create_task(search_passages(search, query, caller))
         stored = await _store(
@@ -132,7 +139,9 @@ async def prepare_turn(
         conversation=stored_conversation,
         user_message=user_message,
         assistant=assistant,
-        history=history_before(tree, parent_id, turns=settings.chat_history_turns),
+        history=history_before(tree, parent_id, turns=settings.chat_history_turns)
+        or _newest(list(prior), turns=settings.chat_history_turns),
+        provider=provider,
         created_conversation=conversation is None,
         siblings=siblings,
         search=searching,
@@ -249,8 +258,12 @@ def history_before(tree: MessageTree, parent_id: str | None, *, turns: int) -> l
     for question, answer in itertools.pairwise(tree.history_before(parent_id)):
         if question.role == "user" and answer.role == "assistant" and answer.status == "complete":
             pairs += [ChatTurn("user", question.content), ChatTurn("assistant", answer.content)]
+    return _newest(pairs, turns=turns)
+
+
+def _newest(history: list[ChatTurn], *, turns: int) -> list[ChatTurn]:
     limit = turns * 2
-    return pairs[-limit:] if limit else []
+    return history[-limit:] if limit else []
 
 
 def _place(
