@@ -331,3 +331,18 @@ def test_openai_s_javascript_client_is_answered_too(served: Served) -> None:
     assert seen["finishReason"] == seen["streamedFinishReason"] == "stop"
     assert seen["chunks"] > 2
     assert seen["refused"] == {"status": 401, "name": "AuthenticationError"}
+
+
+async def test_the_owners_chat_budget_is_a_429_with_retry_after(
+    settings: Settings, register_user: RegisterUser
+) -> None:
+    """A key spends its owner's hourly question budget, as the web chat does."""
+    own = settings.model_copy(update={"messages_per_hour_user": 1})
+    async with AsyncTestClient(app=create_app(own)) as client:
+        key = await create_key(client, await register_user(client))
+        first = await client.post(COMPLETIONS, json=ask("What is hypertension?"), headers=bearer(key))
+        assert first.status_code == 200, first.text
+        second = await client.post(COMPLETIONS, json=ask("And how is it treated?"), headers=bearer(key))
+        error = openai_error(second, 429, "rate_limited")
+        assert error["type"] == "rate_limit_error"
+        assert int(second.headers["Retry-After"]) > 0
