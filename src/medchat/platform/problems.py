@@ -55,7 +55,8 @@ class _MethodNotAllowed(ClientError):
     title = "Method not allowed"
 
 
-def _as_app_error(exc: Exception) -> AppError:
+def as_app_error(exc: Exception) -> AppError:
+    """medchat's error for whatever a handler, guard or parser raised (the framework's, a store client's)."""
     if isinstance(exc, AppError):
         return exc
     if store_failure(exc) is not None:
@@ -120,7 +121,7 @@ def wants_html(request: Request[Any, Any, Any]) -> bool:
 
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    error = _as_app_error(exc)
+    error = as_app_error(exc)
     if (failure := store_failure(exc)) is not None and not isinstance(exc, AppError):
         # Every request fails alike while a store is down: one line each, no traceback.
         log.warning("store unavailable", path=request.url.path, error=type(failure).__name__, detail=str(failure)[:300])

@@ -8,28 +8,12 @@ from typing import Any
 
 import structlog
 from litestar import Request, Response
-from litestar.exceptions import (
-    HTTPException,
-    NotAuthorizedException,
-    NotFoundException,
-    PermissionDeniedException,
-    TooManyRequestsException,
-    ValidationException,
-)
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 
 from medchat.chat.openai_compat.schemas import ErrorBody, ErrorOut
-from medchat.platform.errors import (
-    AppError,
-    ClientError,
-    DependencyUnavailable,
-    Forbidden,
-    NotFound,
-    RateLimited,
-    ServerError,
-    Unauthorized,
-    ValidationFailed,
-)
-from medchat.platform.problems import STORE_RETRY_AFTER_SECONDS, store_failure
+from medchat.platform.errors import AppError, RateLimited, Unauthorized
+from medchat.platform.problems import as_app_error as platform_error
+from medchat.platform.problems import store_failure
 
 log = structlog.get_logger(__name__)
 
@@ -54,32 +38,13 @@ def error_out(error: AppError) -> ErrorOut:
 
 
 def as_app_error(exc: Exception) -> AppError:
-    """medchat's error for whatever a ``/v1`` handler, guard or parser raised."""
-    if isinstance(exc, AppError):
-        return exc
-    if store_failure(exc) is not None:
-        return DependencyUnavailable(
-            "A data store is not answering. Please try again in a moment.",
-            headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
-        )
-    if isinstance(exc, ValidationException):
-        errors = exc.extra if isinstance(exc.extra, list) else []
-        messages = [f"{item.get('key') or 'body'}: {item.get('message')}" for item in errors if isinstance(item, dict)]
-        return ValidationFailed("; ".join(messages) or str(exc.detail))
+    """medchat's error for whatever a ``/v1`` handler, guard or parser raised: the platform's mapping, except
+    that the guard's own message and headers (``Retry-After``) are what an OpenAI client is shown."""
     if isinstance(exc, NotAuthorizedException):
         return Unauthorized(exc.detail, headers=exc.headers)
-    if isinstance(exc, PermissionDeniedException):
-        return Forbidden(exc.detail)
     if isinstance(exc, TooManyRequestsException):
-        retry_after = int((exc.headers or {}).get("Retry-After", 60))
-        return RateLimited(exc.detail, retry_after=retry_after)
-    if isinstance(exc, NotFoundException):
-        return NotFound()
-    if isinstance(exc, HTTPException) and exc.status_code < 500:
-        error = ClientError(exc.detail)
-        error.status = exc.status_code  # type: ignore[misc]
-        return error
-    return ServerError()
+        return RateLimited(exc.detail, retry_after=int((exc.headers or {}).get("Retry-After", 60)))
+    return platform_error(exc)
 
 
 def handle_openai_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorOut]:
