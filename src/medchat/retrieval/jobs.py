@@ -7,7 +7,8 @@ from typing import Any, Protocol
 from arq import Retry
 
 from medchat.platform.registry import ServiceRegistry
-from medchat.retrieval.services import DocumentService, TransientIngestError
+from medchat.retrieval.ingestion import TransientIngestError
+from medchat.retrieval.services import DocumentService
 
 RETRY_DELAY_SECONDS = 5
 
