@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-PRIVATE_UMASK = 0o077
-
 
 @dataclass(frozen=True, slots=True)
 class LazyCommand:
@@ -117,7 +115,8 @@ def friendly_errors(command: F) -> F:
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from medchat.platform.embedded import DataDirInUse, EmbeddedStartError
+        from medchat.platform.data_dir import DataDirInUse
+        from medchat.platform.embedded import EmbeddedStartError
         from medchat.settings import SettingsError
 
         try:
@@ -134,6 +133,8 @@ def friendly_errors(command: F) -> F:
 def main(ctx: click.Context) -> None:
     """medchat: grounded medical question answering with citations."""
     # Files medchat and its children (store servers, web workers) create are their owner's only.
+    from medchat.platform.data_dir import PRIVATE_UMASK
+
     os.umask(PRIVATE_UMASK)
     # The commands defined here configure logging when they run; another module's commands get it here.
     lazy = LAZY_COMMANDS.get(ctx.invoked_subcommand or "")
@@ -155,7 +156,8 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
     from granian.constants import Interfaces
 
     from medchat.llm import choose_provider
-    from medchat.platform.embedded import SERVE_PID_VARIABLE, DataDirLock
+    from medchat.platform.data_dir import DataDirLock
+    from medchat.platform.embedded import SERVE_PID_VARIABLE
 
     if host is not None:
         os.environ["MEDCHAT_HOST"] = host

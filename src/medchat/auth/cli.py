@@ -17,7 +17,8 @@ import click
 from medchat.auth.models import RefreshToken, User
 from medchat.auth.services import Accounts
 from medchat.platform.audit import AuditEvent
-from medchat.platform.embedded import DataDirInUse, EmbeddedStartError
+from medchat.platform.data_dir import DataDirInUse
+from medchat.platform.embedded import EmbeddedStartError
 from medchat.platform.errors import AppError
 from medchat.platform.events import EventBus
 from medchat.platform.stores import Stores

@@ -5,7 +5,7 @@ with a random password (kept in a 0600 file, never on a command line), nx-27017 
 0700 folder. Everything they write is private to the owner (folders 0700, files 0600). Children die
 with the process that started them (``PR_SET_PDEATHSIG``) even if it is killed outright;
 ``supervise`` restarts one that dies, on the same address with the same secret, so clients
-reconnect; ``DataDirLock`` keeps a second medchat from opening the same data dir.
+reconnect. The data dir's privacy and its lock are in ``data_dir``.
 """
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import fcntl
 import os
 import secrets
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
@@ -31,12 +29,13 @@ from urllib.parse import quote
 
 import structlog
 
+from medchat.platform.data_dir import PRIVATE_UMASK, make_private, write_private
+
 log = structlog.get_logger(__name__)
 
 PR_SET_PDEATHSIG = 1
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
-PRIVATE_UMASK = 0o077
 MAX_RESTART_DELAY_SECONDS = 30.0
 UNIX_SOCKET_PATH_LIMIT = 107
 """Bytes of a Unix socket path the kernel accepts (``sun_path`` is 108 with the final NUL)."""
@@ -63,51 +62,10 @@ class EmbeddedStartError(RuntimeError):
     """An embedded server could not start; the message says which and where its log is."""
 
 
-class DataDirInUse(RuntimeError):
-    """Another medchat process holds the data dir."""
-
-
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def make_private(root: Path) -> None:
-    """Owner-only access to ``root`` and everything below it: folders 0700, files 0600.
-
-    Run when medchat takes a data dir, so one written by an older version (0755 folders, 0644 files) is
-    tightened; new files are private anyway under medchat's umask. Symbolic links are left alone.
-    """
-    if root.is_dir() and not root.is_symlink():
-        _set_mode(str(root), root.stat().st_mode, 0o700)
-        _make_entries_private(str(root))
-
-
-def _make_entries_private(folder: str) -> None:
-    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                _set_mode(entry.path, entry.stat(follow_symlinks=False).st_mode, 0o700)
-                _make_entries_private(entry.path)
-            elif entry.is_file(follow_symlinks=False):
-                _set_mode(entry.path, entry.stat(follow_symlinks=False).st_mode, 0o600)
-
-
-def _set_mode(path: str, mode: int, wanted: int) -> None:
-    if stat.S_IMODE(mode) != wanted:
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(path, wanted)
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by the owner only, from the first byte on."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    candidate = path.with_name(path.name + ".tmp")
-    fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(text)
-    candidate.replace(path)
 
 
 def _die_with_parent() -> None:
@@ -372,41 +330,3 @@ class EmbeddedRedis(ChildServer):
     @property
     def url(self) -> str:
         return f"redis://:{self.password}@{self.host}:{self.port}/0"
-
-
-class DataDirLock:
-    """An exclusive ``flock`` on ``<data dir>/medchat.lock``, released when the holder exits or dies."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / "medchat.lock"
-        self._fd: int | None = None
-
-    def acquire(self) -> DataDirLock:
-        """Take the lock; the data dir is made private (``make_private``) once it is held."""
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise DataDirInUse(
-                f"another medchat process (pid {holder}) is using the data dir {self.path.parent}; "
-                "stop it first, or set MEDCHAT_DATA_DIR to another directory"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._fd = fd
-        make_private(self.path.parent)
-        return self
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def check_free(self) -> None:
-        """Raise ``DataDirInUse`` if another process holds the lock, without keeping it."""
-        self.acquire()
-        self.release()

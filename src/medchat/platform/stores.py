@@ -21,15 +21,8 @@ from beanie import Document, init_beanie
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from medchat.platform.embedded import (
-    ChildServer,
-    DataDirInUse,
-    DataDirLock,
-    EmbeddedMongo,
-    EmbeddedRedis,
-    supervise,
-    write_private,
-)
+from medchat.platform.data_dir import DataDirInUse, DataDirLock, write_private
+from medchat.platform.embedded import ChildServer, EmbeddedMongo, EmbeddedRedis, supervise
 from medchat.settings import Settings
 
 log = structlog.get_logger(__name__)
