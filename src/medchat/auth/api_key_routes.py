@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Self
 
 import msgspec
 from litestar import Controller, delete, get, post
@@ -32,15 +33,9 @@ class ApiKeyOut(msgspec.Struct, kw_only=True):
     last_used_at: datetime | None
 
     @classmethod
-    def of(cls, key: ApiKeyInfo) -> ApiKeyOut:
-        return cls(
-            id=key.id,
-            name=key.name,
-            prefix=key.prefix,
-            created_at=key.created_at,
-            expires_at=key.expires_at,
-            last_used_at=key.last_used_at,
-        )
+    def of(cls, key: ApiKeyInfo) -> Self:
+        """This shape (or a subclass's) of ``key``, field by field."""
+        return msgspec.convert(key, cls, from_attributes=True)
 
 
 class NewApiKeyOut(msgspec.Struct, kw_only=True):
@@ -56,19 +51,6 @@ class NewApiKeyOut(msgspec.Struct, kw_only=True):
 class AdminApiKeyOut(ApiKeyOut, kw_only=True):
     owner_id: str
     owner_email: str | None
-
-    @classmethod
-    def of(cls, key: ApiKeyInfo) -> AdminApiKeyOut:
-        return cls(
-            id=key.id,
-            name=key.name,
-            prefix=key.prefix,
-            created_at=key.created_at,
-            expires_at=key.expires_at,
-            last_used_at=key.last_used_at,
-            owner_id=key.owner_id,
-            owner_email=key.owner_email,
-        )
 
 
 class ApiKeysController(Controller):
