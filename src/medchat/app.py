@@ -19,9 +19,11 @@ from litestar.plugins.opentelemetry import OpenTelemetryPlugin
 
 from medchat import __version__, auth, chat, retrieval
 from medchat.logs import configure_process_logging
+from medchat.platform.access_log import AccessLogMiddleware
 from medchat.platform.embedded import SERVE_PID_VARIABLE, stop_when_orphaned
 from medchat.platform.health import health_handlers
 from medchat.platform.instances import repeat_every
+from medchat.platform.metrics_dir import mark_this_process_dead
 from medchat.platform.openapi import SECURITY_COMPONENTS
 from medchat.platform.problems import exception_handlers
 from medchat.platform.registry import STATE_KEY as SERVICES_STATE_KEY
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await runtime.close()
+            mark_this_process_dead()
 
     cors = CORSConfig(allow_origins=settings.cors_origins, allow_credentials=True) if settings.cors_origins else None
     return Litestar(
@@ -80,7 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={"client_ip": Provide(client_ip, sync_to_thread=False)},
         state=State({TRUSTED_PROXIES_STATE_KEY: parse_networks(settings.trusted_proxies)}),
         plugins=[HTMXPlugin(), OpenTelemetryPlugin(opentelemetry_config()), auth.AuthPlugin(settings)],
-        middleware=[prometheus_config.middleware],
+        middleware=[AccessLogMiddleware(secret_key=settings.signing_key), prometheus_config.middleware],
         before_send=[security_headers(hsts=settings.secure_cookies)],
         template_config=template_config(),
         exception_handlers=exception_handlers,

@@ -152,8 +152,15 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
     """Serve the web app and API; with no store URLs configured, on embedded stores in the data dir."""
     # This process only checks the settings and supervises granian: granian's workers import the app
     # (and configure logging in create_app), so nothing of the app is loaded here.
+    import atexit
+
     from granian import Granian
     from granian.constants import Interfaces
+
+    from medchat.platform.metrics_dir import remove_metrics_dir, use_multiprocess_metrics
+
+    # Before anything imports prometheus_client: granian forks its workers from this process.
+    atexit.register(remove_metrics_dir, use_multiprocess_metrics())
 
     from medchat.llm import choose_provider
     from medchat.platform.data_dir import DataDirLock
@@ -182,7 +189,7 @@ def serve(host: str | None, port: int | None, workers: int, reload: bool) -> Non
         interface=Interfaces.ASGI,
         workers=workers,
         reload=reload,
-        log_access=settings.log_level == "DEBUG",
+        log_access=False,  # medchat logs one line per request itself (platform/access_log.py), with its ids
         log_level=settings.log_level.lower(),  # type: ignore[arg-type]
         workers_kill_timeout=15,
     ).serve()
@@ -213,10 +220,14 @@ def worker(check: bool, max_age: float) -> None:
     Every store must be a real server (MEDCHAT_MONGODB_URI, MEDCHAT_REDIS_URL, MEDCHAT_QDRANT_URL): with an
     embedded store, `medchat serve` runs these jobs itself. While Redis answers, the worker touches
     MEDCHAT_WORKER_HEARTBEAT_PATH every MEDCHAT_WORKER_HEARTBEAT_SECONDS; `medchat worker --check` reads it.
+    With MEDCHAT_WORKER_METRICS_PORT set, it serves Prometheus metrics on /metrics at that port.
     """
     if check:
         check_worker_heartbeat(max_age)
     else:
+        from medchat.platform.metrics_dir import empty_configured_metrics_dir
+
+        empty_configured_metrics_dir()  # before anything imports prometheus_client
         run_worker()
 
 

@@ -6,23 +6,31 @@ same services as a request.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import structlog
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
 from medchat import auth, chat, retrieval
-from medchat.llm import LLMProvider, build_provider, build_sources_only_provider
+from medchat.llm import LLMProvider, ModelRegistry, build_model_registry
 from medchat.platform.audit import AuditEvent
 from medchat.platform.events import USER_DELETED, USER_EXPORT_REQUESTED, EventBus
 from medchat.platform.health import ReadinessChecks
-from medchat.platform.instances import InstanceHeartbeat
+from medchat.platform.instances import InstanceHeartbeat, repeat_every
+from medchat.platform.metrics import QUEUE_DEPTH
 from medchat.platform.registry import ServiceRegistry
 from medchat.platform.stores import Stores
 from medchat.retrieval import KnowledgeBase, Passage, Retriever, SearchScope, open_knowledge_base
 from medchat.settings import Settings
 
+log = structlog.get_logger(__name__)
+
 QUEUE_NAME = "medchat:jobs"
+QUEUE_DEPTH_SECONDS = 5.0
+"""How often every process reads the queue's length into ``QUEUE_DEPTH`` (the worker autoscaler follows it)."""
 
 
 def document_models() -> list[type]:
@@ -40,13 +48,16 @@ class Runtime:
     events: EventBus = field(default_factory=EventBus)
     """Every cross-module reaction is subscribed in ``_subscribe_reactions``."""
     llm: LLMProvider | None = None
-    """Built once per process from the settings: remote, local or sources-only."""
+    """Built once per process from the settings: remote, local or sources-only (the default of ``models``)."""
+    models: ModelRegistry | None = None
+    """Every model offered (``MEDCHAT_LLM_MODELS``, sources-only): the chat's picker and ``/v1`` list it."""
     knowledge_base: KnowledgeBase | None = None
     retriever: Retriever | None = None
     """The chat's search; None only in a CLI process that joined a running server, which owns the embedded index."""
     chat_engine: chat.ChatEngine | None = None
     instance: InstanceHeartbeat | None = None
     """This process's heartbeat: answers and ingestion jobs it runs carry its id (see ``sweep_orphans``)."""
+    queue_depth_updates: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, settings: Settings, *, join_running: bool = False) -> Runtime:
@@ -71,7 +82,10 @@ class Runtime:
             # Traces (LangSmith, when on) never carry health identifiers, whatever the model is sent.
             # Sources-only answers score sentences with the knowledge base's own embedding model.
             embed = runtime.retriever.embedder.embed_async if runtime.retriever is not None else None
-            runtime.llm = build_provider(settings, redact=chat.redact_phi, embed=embed)
+            runtime.models = runtime.services.register(
+                build_model_registry(settings, redact=chat.redact_phi, embed=embed)
+            )
+            runtime.llm = runtime.models.default.provider
             runtime.readiness.add("llm", runtime.llm.ping, optional=True)  # chat answers 503 on its own
             runtime.chat_engine = runtime.services.register(
                 chat.ChatEngine(
@@ -80,13 +94,16 @@ class Runtime:
                     search=runtime.search_passages,
                     limits=chat.ChatLimits(stores.redis, settings),
                     instances=runtime.instance,
-                    sources_only=build_sources_only_provider(embed=embed),
+                    sources_only=runtime.models.sources_only.provider if runtime.models.sources_only else None,
                 )
             )
             for service in runtime.chat_engine.handler_services():
                 runtime.services.register(service)
             await runtime.chat_engine.open()
             runtime._subscribe_reactions()
+            runtime.queue_depth_updates = asyncio.create_task(
+                repeat_every(QUEUE_DEPTH_SECONDS, runtime.update_queue_depth, name="queue depth"), name="queue-depth"
+            )
         except BaseException:
             await runtime.close()
             raise
@@ -129,10 +146,25 @@ class Runtime:
         if self.knowledge_base is not None:
             await self.knowledge_base.documents.requeue_orphaned()
 
+    async def update_queue_depth(self) -> None:
+        """Set ``QUEUE_DEPTH`` to the jobs in arq's queue (a sorted set holding each job until it finishes, so
+        queued, deferred and running ones). A Redis that does not answer leaves the last value: the
+        readiness check reports Redis, and this runs again in a few seconds."""
+        try:
+            QUEUE_DEPTH.set(await self.job_queue.zcard(QUEUE_NAME))
+        except Exception as error:  # noqa: BLE001 - a gauge update must never disturb the process
+            log.debug("queue depth not read", error=str(error))
+
     async def close(self) -> None:
+        if self.queue_depth_updates is not None:
+            self.queue_depth_updates.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.queue_depth_updates
         if self.chat_engine is not None:
             await self.chat_engine.close()
-        if self.llm is not None:
+        if self.models is not None:
+            await self.models.aclose()
+        elif self.llm is not None:
             await self.llm.aclose()
         if self.knowledge_base is not None:
             await self.knowledge_base.close()

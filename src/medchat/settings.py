@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     probe) exits 0 while it is fresh. Default: ``medchat-worker.alive`` in the temporary directory."""
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
     """How often the worker touches its heartbeat file."""
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    """``medchat worker`` serves ``/metrics`` for Prometheus on this port (on ``host``); 0 serves none. Inside
+    ``medchat serve`` the jobs' metrics are in the web ``/metrics``."""
     instance_ttl_seconds: float = Field(default=15.0, gt=0)
     """Each process keeps ``medchat:instance:<id>`` in Redis with this TTL; answers and ingestion jobs of an
     instance whose key has lapsed are orphans (failed, or requeued) at the next sweep."""
@@ -163,6 +166,11 @@ class Settings(BaseSettings):
     llm_base_url: str = "https://openrouter.ai/api/v1"
     llm_api_key: str | None = Field(default=None, repr=False)
     llm_model: str = "openai/gpt-4o-mini"
+    """The default model: ``medchat`` on ``/v1`` and the composer's first choice."""
+    llm_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """The model ids the endpoint serves that users may choose (comma-separated); ``llm_model`` is always one
+    of them (added first when missing: see ``offered_llm_models``), each other id is offered as
+    ``medchat/<id>``. Default: just ``llm_model``."""
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
     llm_max_output_tokens: int = Field(default=1024, ge=16)
@@ -240,8 +248,13 @@ class Settings(BaseSettings):
     as its answer is finished (the audit log keeps its create and delete events)."""
 
     _split = field_validator(
-        "registration_domains", "cors_origins", "out_of_scope_topics", "trusted_proxies", mode="before"
+        "registration_domains", "cors_origins", "out_of_scope_topics", "trusted_proxies", "llm_models", mode="before"
     )(_split_csv)
+
+    @field_validator("llm_models")
+    @classmethod
+    def _distinct_models(cls, models: list[str]) -> list[str]:
+        return list(dict.fromkeys(model.strip() for model in models if model.strip()))
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -290,6 +303,11 @@ class Settings(BaseSettings):
                 name = f"MEDCHAT_{field.upper()}" if field else "settings"
                 problems.append(f"{name}: {item['msg']}")
             raise SettingsError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+
+    @property
+    def offered_llm_models(self) -> list[str]:
+        """``llm_models`` with ``llm_model`` (the default) in it: first when the list did not name it."""
+        return self.llm_models if self.llm_model in self.llm_models else [self.llm_model, *self.llm_models]
 
     @property
     def is_production(self) -> bool:

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import structlog
 from arq.cron import cron
 from arq.worker import Worker
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
 
 from medchat import heartbeat, retrieval
 from medchat.logs import configure_process_logging
 from medchat.platform import audit
 from medchat.platform.instances import repeat_every
+from medchat.platform.metrics_dir import MULTIPROC_VARIABLE, mark_this_process_dead
+from medchat.platform.telemetry import configure_tracing
 from medchat.runtime import QUEUE_NAME, Runtime, arq_redis_settings
 from medchat.settings import Settings
 
@@ -38,8 +45,9 @@ FUNCTIONS: list[Any] = [ping, purge_audit_log, *retrieval.JOB_FUNCTIONS]
 CRON_JOBS = [cron(purge_audit_log, hour={3}, minute={17}, run_at_startup=False)]
 
 
-def build_worker(runtime: Runtime, *, handle_signals: bool) -> Worker:
-    """A worker whose jobs get ``ctx["runtime"]``: the same services the web app uses."""
+def build_worker(runtime: Runtime, *, handle_signals: bool, burst: bool = False) -> Worker:
+    """A worker whose jobs get ``ctx["runtime"]``: the same services the web app uses (``burst``: it stops
+    once the queue is empty)."""
     return Worker(
         functions=FUNCTIONS,
         cron_jobs=CRON_JOBS,
@@ -51,12 +59,15 @@ def build_worker(runtime: Runtime, *, handle_signals: bool) -> Worker:
         job_timeout=30 * 60,
         max_tries=3,
         keep_result=3600,
+        burst=burst,
     )
 
 
 async def run_worker(settings: Settings) -> None:
     """The standalone worker process (``medchat worker``); needs real, shared stores."""
     configure_process_logging(settings)
+    configure_tracing()
+    metrics = serve_metrics(settings.host, settings.worker_metrics_port)
     runtime = await Runtime.open(settings)
     worker = build_worker(runtime, handle_signals=True)
     beating = asyncio.create_task(
@@ -77,6 +88,38 @@ async def run_worker(settings: Settings) -> None:
         heartbeat.clear(settings.worker_heartbeat_path)
         await worker.close()
         await runtime.close()
+        if metrics is not None:
+            metrics.shutdown()
+        mark_this_process_dead()
+
+
+def serve_metrics(host: str, port: int) -> MetricsServer | None:
+    """Serve ``/metrics`` for Prometheus on ``port`` from a thread (0: not at all).
+
+    The web process serves its metrics itself; this is the standalone worker's. With
+    ``PROMETHEUS_MULTIPROC_DIR`` set (the worker's pod sets it), the files of every process there are
+    summed, as the web ``/metrics`` does, so the worker's parse processes are included.
+    """
+    if not port:
+        return None
+    registry = REGISTRY
+    if os.environ.get(MULTIPROC_VARIABLE):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    server, thread = start_http_server(port, addr=host or "0.0.0.0", registry=registry)  # noqa: S104 - a pod's port
+    log.info("worker metrics served", port=port)
+    return MetricsServer(server, thread)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsServer:
+    server: WSGIServer
+    thread: threading.Thread
+
+    def shutdown(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
 
 
 async def beat_while_redis_answers(path: Path, ping_redis: Callable[[], Awaitable[object]], *, interval: float) -> None:

@@ -8,6 +8,10 @@
   }
 
   function nearEnd() {
+    const area = document.getElementById("thread-scroll"); // the thread scrolls inside the full-height page
+    if (area && area.scrollHeight > area.clientHeight) {
+      return area.scrollTop + area.clientHeight >= area.scrollHeight - 200;
+    }
     return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 200;
   }
 

@@ -40,6 +40,10 @@
     header.append(heading, close);
 
     const body = element("div", "citation-panel-body");
+    // A long passage scrolls inside the panel: focusable, so the keyboard scrolls it too.
+    body.tabIndex = 0;
+    body.setAttribute("role", "region");
+    body.setAttribute("aria-label", "Passage");
     body.append(element("p", "citation-panel-meta"), element("div", "citation-panel-passage"));
     const footer = element("footer", "citation-panel-footer");
     const link = element("a", "button primary citation-panel-original");
@@ -71,14 +75,29 @@
     const core = (snippet || "").replace(/^…\s*/, "").replace(/\s*…$/, "").replace(/\s+/g, " ").trim();
     if (!core) return null;
     const joined = parts.map((part) => part.text).join(" ");
-    let start = joined.indexOf(core);
-    if (start < 0) start = joined.toLowerCase().indexOf(core.toLowerCase());
-    return start < 0 ? null : { start, end: start + core.length };
+    // The passage may have lost its last (cut) word to endAtWord, and the snippet with it.
+    for (const wanted of [core, core.replace(/\s*\S+$/, "")]) {
+      if (!wanted) break;
+      let start = joined.indexOf(wanted);
+      if (start < 0) start = joined.toLowerCase().indexOf(wanted.toLowerCase());
+      if (start >= 0) return { start, end: start + wanted.length };
+    }
+    return null;
+  }
+
+  // A passage is a piece of a longer text and may stop mid-sentence, even mid-word: unless it ends a sentence,
+  // end it at the last word boundary with "…" (the original has the rest).
+  function endAtWord(text) {
+    const trimmed = text.replace(/\s+$/, "");
+    if (!trimmed || /[.!?…:;)\]"'”’»]$/.test(trimmed)) return trimmed;
+    const lastSpace = trimmed.search(/\s\S*$/);
+    const kept = lastSpace > trimmed.length / 2 ? trimmed.slice(0, lastSpace) : trimmed;
+    return `${kept.replace(/[\s,;:–—-]+$/, "")} …`;
   }
 
   function renderPassage(container, text, snippet) {
     container.replaceChildren();
-    const parts = paragraphs(text);
+    const parts = paragraphs(endAtWord(text));
     const range = snippetRange(parts, snippet);
     for (const part of parts) {
       const p = element("p");

@@ -31,8 +31,42 @@
     const first = new DataTransfer();
     first.items.add(files[0]); // the form uploads one file
     input.files = first.files;
+    showChosen(input);
     zone.requestSubmit();
   });
+
+  // The styled file picker: with this script the browser's control is hidden (still focused and used with the
+  // keyboard) and the label shows our button and the chosen file's name (see static/css/pages.css).
+  const showChosen = (input) => {
+    const pick = input.closest(".file-pick");
+    const name = pick && pick.querySelector(".file-pick-name");
+    if (!name) return;
+    const file = input.files && input.files[0];
+    name.textContent = file ? file.name : name.dataset.empty || "No file chosen";
+    name.classList.toggle("chosen", Boolean(file));
+    name.title = file ? file.name : "";
+  };
+  const enhance = (root) => {
+    if (!(root instanceof Element)) return;
+    const picks = root.matches(".file-pick") ? [root] : root.querySelectorAll(".file-pick");
+    picks.forEach((pick) => {
+      pick.classList.add("js-file");
+      const input = pick.querySelector("input[type=file]");
+      if (input) showChosen(input); // a file kept by the browser's back/forward cache is named too
+    });
+  };
+  document.addEventListener("change", (event) => {
+    if (event.target instanceof HTMLInputElement && event.target.matches(".file-pick input[type=file]")) {
+      showChosen(event.target);
+    }
+  });
+  document.addEventListener("click", (event) => {
+    const part = event.target instanceof Element ? event.target.closest(".js-file .file-pick-button, .js-file .file-pick-name") : null;
+    const input = part && part.closest(".file-pick").querySelector("input[type=file]");
+    if (input && !input.disabled) input.click();
+  });
+  document.addEventListener("htmx:load", (event) => enhance(event.target));
+  document.addEventListener("DOMContentLoaded", () => enhance(document.body));
 
   const announce = (text) => {
     const region = document.getElementById("document-announcer");
@@ -75,7 +109,10 @@
   document.addEventListener("htmx:afterRequest", (event) => {
     if (event.target instanceof Element && event.target.id === "upload-form") {
       const input = event.target.querySelector("input[type=file]");
-      if (input) input.value = "";
+      if (input) {
+        input.value = "";
+        showChosen(input);
+      }
     }
   });
 })();

@@ -101,3 +101,27 @@ async def test_unknown_email_takes_as_long_as_a_wrong_password(make_client: AppF
             unknown.append(await seconds(f"nobody{index}@example.org"))
     ratio = min(unknown) / min(wrong)
     assert 0.6 < ratio < 1.6, f"fastest unknown {min(unknown):.4f} s vs fastest wrong {min(wrong):.4f} s"
+
+
+@pytest.mark.parametrize(
+    ("email", "password"),
+    [
+        ("admin@example.org", "badminton court at nine 42"),
+        ("ada@example.org", "Canada geese fly south in May"),
+        ("info@example.org", "information overload in the ward"),
+    ],
+)
+def test_a_password_without_the_email_is_not_refused_for_holding_it(email: str, password: str) -> None:
+    """The local part inside another word is not the address: no "Don't use your email address" for these."""
+    assert "Don't use your email address in your password." not in password_problems(
+        password, email=email, min_length=12
+    )
+    assert password_problems(password, email=email, min_length=12) == []
+
+
+@pytest.mark.parametrize(
+    "password", ["my admin password is long", "admin2024 velvet otter climbs", "Admin@Example.org is mine"]
+)
+def test_a_password_with_the_email_or_its_local_part_as_a_word_is_refused(password: str) -> None:
+    problems = password_problems(password, email="admin@example.org", min_length=12)
+    assert problems == ["Don't use your email address in your password."]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import ConsoleMessage, Error, Page
 
 from tests.support.browser import BROWSER_PASSWORD, Account, sign_in_through_the_form
 from tests.support.serve import MEDCHAT, ServeProcess
@@ -82,6 +83,40 @@ def admin_account(live_server: ServeProcess) -> Account:
 def signed_in_page(page: Page, base_url: str, fresh_user: Account) -> Page:
     """``page`` with ``fresh_user`` signed in through the real login form (a session cookie, as a person has)."""
     return sign_in_through_the_form(page, base_url, fresh_user)
+
+
+def _expected_console_errors(item: pytest.Item) -> list[re.Pattern[str]]:
+    """The patterns of ``@pytest.mark.expected_console_errors(r"...", ...)`` on the test, its class and module."""
+    return [re.compile(pattern) for marker in item.iter_markers("expected_console_errors") for pattern in marker.args]
+
+
+@pytest.fixture(autouse=True)
+def no_console_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails a test whose ``page`` logged a console error or threw an uncaught exception (a CSP violation, a 404
+    static file, a JS error, an htmx swap error), listing them. A test that causes an error response on purpose
+    names what it expects with ``@pytest.mark.expected_console_errors(r"status of 503")``.
+    """
+    if "page" not in request.fixturenames:
+        yield
+        return
+    page: Page = request.getfixturevalue("page")
+    errors: list[str] = []
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            location = message.location or {}
+            where = f" ({location.get('url', '')}:{location.get('lineNumber', '')})" if location.get("url") else ""
+            errors.append(f"console error on {message.page.url if message.page else '?'}: {message.text}{where}")
+
+    def page_error(error: Error) -> None:
+        errors.append(f"uncaught exception on {page.url}: {error.name}: {error.message}")
+
+    page.context.on("console", console)
+    page.on("pageerror", page_error)
+    yield
+    expected = _expected_console_errors(request.node)
+    unexpected = [error for error in errors if not any(pattern.search(error) for pattern in expected)]
+    assert not unexpected, f"{len(unexpected)} console error(s) in the browser:\n" + "\n".join(unexpected)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -238,6 +238,7 @@ def test_drop_a_file_on_the_upload_form(kb_page: Page, kb_server: ServeProcess) 
     expect(page.locator("#document-announcer")).to_contain_text("is ready")
 
 
+@pytest.mark.expected_console_errors(r"status of 415 \(Unsupported Media Type\) \(\S*/documents/ocr:")  # not an image
 def test_an_image_fills_the_composer_with_its_text(kb_page: Page, kb_server: ServeProcess) -> None:
     page = kb_page
     page.goto(f"{kb_server.base_url}/chat")

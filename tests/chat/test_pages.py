@@ -98,8 +98,8 @@ async def test_asking_with_htmx_streams_the_answer_and_reload_shows_it(
     fragment = response.text
     assert "<html" not in fragment
     assert "What is &lt;b&gt;asthma&lt;/b&gt;?" in fragment, "the question is escaped"
-    assert 'hx-ext="sse"' in fragment and 'sse-close="done"' in fragment
-    assert 'sse-swap="token"' in fragment and 'sse-swap="done,failed"' in fragment
+    assert 'hx-ext="sse,medchat-morph"' in fragment and 'sse-close="done"' in fragment
+    assert 'sse-swap="answer" hx-swap="morph"' in fragment and 'sse-swap="done,failed"' in fragment
     assert 'hx-swap-oob="delete"' in fragment
     conversation_id = response.headers["hx-push-url"].removeprefix("/chat/")
     assert f'value="{conversation_id}"' in fragment, "the composer learns the new conversation"
@@ -109,13 +109,16 @@ async def test_asking_with_htmx_streams_the_answer_and_reload_shows_it(
     assert stream.headers["content-type"].startswith("text/event-stream")
     events = parse_sse(stream.text)
     names = [name for name, _ in events]
-    assert names[-1] == "done" and "token" in names
+    assert names[-1] == "done" and "answer" in names and "token" not in names
     done_html = events[-1][1]
+    live_html = [data for name, data in events if name == "answer"][-1]
+    assert live_html.startswith("<p>Not covered"), "the answer so far arrives rendered, not as raw text"
+    assert f'<div class="answer-body markdown">{live_html}</div>' in done_html, "and as the stored answer is"
     assert f'id="msg-{answer_id(fragment)}"' in done_html
     assert "message assistant complete" in done_html
     assert "Not covered" in done_html
     assert "Regenerate" in done_html and "data-copy-text=" in done_html
-    assert "sse-connect" not in done_html, "the finished answer replaces the streaming one and closes the stream"
+    assert "sse-connect" not in done_html, "the finished answer is morphed in, without the stream"
 
     page = await client.get(f"/chat/{conversation_id}")
     assert page.status_code == 200

@@ -770,14 +770,27 @@ def test_alert_rule_tests_can_fail(tmp_path: Path):
     (tmp_path / "rules").mkdir()
     (tmp_path / "tests").mkdir()
     rules = (PROMETHEUS_DIR / "rules" / "medchat.rules.yml").read_text()
-    weakened = rules.replace("> 0.55 and", "> 5 and").replace("> 0.05 and", "> 0.5 and")
-    assert weakened != rules
+    weakened = (
+        rules.replace("> 0.55 and", "> 5 and")
+        .replace("> 0.05 and", "> 0.5 and")
+        .replace("> 0.2 and", "> 0.9 and")
+        .replace('medchat_llm_available{job="medchat-web"}) == 0', 'medchat_llm_available{job="medchat-web"}) == -1')
+        .replace("or vector(0)) == 0", "or vector(0)) < 0")
+    )
+    assert weakened.count("> 5 and") == weakened.count("> 0.9 and") == 1
+    assert weakened.count("== -1") == 1 and weakened.count("< 0") == 1
     (tmp_path / "rules" / "medchat.rules.yml").write_text(weakened)
     shutil.copy(PROMETHEUS_DIR / "tests" / "medchat.rules.test.yml", tmp_path / "tests")
     result = run([tool("promtool"), "test", "rules", str(tmp_path / "tests" / "medchat.rules.test.yml")])
     assert result.returncode != 0
-    assert "MedchatHighLatencyP99" in result.stdout + result.stderr
-    assert "MedchatHigh5xxRate" in result.stdout + result.stderr
+    for alert in (
+        "MedchatHighLatencyP99",
+        "MedchatHigh5xxRate",
+        "MedchatModelFailing",
+        "MedchatModelUnavailable",
+        "MedchatIngestionStuck",
+    ):
+        assert f"alertname: {alert}," in result.stdout + result.stderr, alert
 
 
 def _dashboard() -> Doc:
@@ -823,24 +836,44 @@ def test_dashboard_shows_what_was_asked_and_uses_provisioned_datasources():
     assert "probe_success" in text, "readiness"
 
 
+def _catalog_families() -> set[str]:
+    """Family names of the metric catalog (``medchat.platform.metrics``) and of the readiness gauges."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from medchat.platform import metrics
+
+    families = {
+        family.name
+        for metric in vars(metrics).values()
+        if isinstance(metric, MetricWrapperBase)
+        for family in metric.describe()
+    }
+    return families | {"medchat_llm_available"}  # medchat.platform.health.availability_gauge("llm")
+
+
 def test_metric_names_and_paths_match_the_app():
-    """Rules, dashboard and scrape config use the names medchat's Prometheus middleware really exports."""
+    """Rules, dashboard and scrape config use names medchat declares (the middleware's and the catalog's).
+
+    An offline check of the declarations; tests/deploy/test_observability_metrics.py scrapes a running app.
+    """
     from medchat.platform.telemetry import METRICS_PATH, prometheus_config
 
     prefix = prometheus_config.prefix
-    exported = {
-        f"{prefix}_requests_total",
-        f"{prefix}_request_duration_seconds_bucket",
+    http_families = {
+        f"{prefix}_requests",
+        f"{prefix}_request_duration_seconds",
         f"{prefix}_requests_in_progress",
-        f"{prefix}_requests_error_total",
+        f"{prefix}_requests_error",
     }
     texts = [
         (PROMETHEUS_DIR / "rules" / "medchat.rules.yml").read_text(),
         (GRAFANA_DIR / "dashboards" / "medchat.json").read_text(),
     ]
-    used = {name for text in texts for name in re.findall(r"\b(medchat_[a-z_]+)\b", text)}
+    used = {name for text in texts for name in re.findall(r"\b(medchat_[a-z0-9_]+)\b", text)}
     assert used, "no medchat metric used at all"
-    assert used <= exported, f"metrics medchat does not export: {used - exported}"
+    used_families = {re.sub(r"_(bucket|count|sum|total)$", "", name) for name in used}
+    declared = http_families | _catalog_families()
+    assert used_families <= declared, f"metrics medchat does not declare: {used_families - declared}"
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     web_job = next(job for job in config["scrape_configs"] if job["job_name"] == "medchat-web")
     assert web_job["metrics_path"] == METRICS_PATH
@@ -862,6 +895,35 @@ def test_prometheus_finds_its_targets_without_the_kubernetes_api(overlay: str):
                 assert discovery["port"] in {port["port"] for port in service["spec"]["ports"]}
     prometheus = objects(docs, "StatefulSet")["prometheus"]
     assert pod_spec(prometheus)["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_prometheus_scrapes_the_worker_on_the_port_it_serves_metrics_on(overlay: str):
+    """The worker's /metrics port: its setting, its named container port, the Service and the scrape job agree."""
+    docs = rendered(overlay)
+    worker = container_named(docs, "medchat-worker")
+    metrics_port = int(container_environment(docs, "medchat-worker")["MEDCHAT_WORKER_METRICS_PORT"])
+    assert {"name": "metrics", "containerPort": metrics_port, "protocol": "TCP"} in worker["ports"]
+    service = objects(docs, "Service")["medchat-worker-pods"]
+    assert selects(service["spec"]["selector"], pod_labels(objects(docs, "Deployment")["medchat-worker"]))
+    assert not selects(service["spec"]["selector"], pod_labels(objects(docs, "Deployment")["medchat-web"]))
+    assert [port["targetPort"] for port in service["spec"]["ports"]] == ["metrics"]
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    job = next(job for job in config["scrape_configs"] if job["job_name"] == "medchat-worker")
+    assert job["dns_sd_configs"][0]["names"] == ["medchat-worker-pods"]
+    assert job["dns_sd_configs"][0]["port"] == metrics_port
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("workload", ["medchat-web", "medchat-worker"])
+def test_metrics_of_every_process_of_a_pod_go_to_one_pod_local_directory(overlay: str, workload: str):
+    """``PROMETHEUS_MULTIPROC_DIR`` is a writable emptyDir of the pod (the root filesystem is read-only)."""
+    docs = rendered(overlay)
+    directory = container_environment(docs, workload)["PROMETHEUS_MULTIPROC_DIR"]
+    [mount] = [mount for mount in container_named(docs, workload)["volumeMounts"] if mount["mountPath"] == directory]
+    assert not mount.get("readOnly")
+    volumes = {volume["name"]: volume for volume in pod_spec(objects(docs, "Deployment")[workload])["volumes"]}
+    assert "emptyDir" in volumes[mount["name"]]
 
 
 # --- compose and the secrets script ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -57,9 +58,8 @@ def password_problems(password: str, *, email: str, full_name: str = "", min_len
         return [f"Use at least {min_length} characters (this one has {len(password)})."]
     if len(password) > MAX_PASSWORD_LENGTH:
         return [f"Use at most {MAX_PASSWORD_LENGTH} characters."]
-    lowered = password.lower()
     local_part = email.lower().partition("@")[0]
-    if lowered == email.lower() or (len(local_part) >= 3 and local_part in lowered):
+    if _contains_email(password, email=email.lower(), local_part=local_part):
         return ["Don't use your email address in your password."]
     name = full_name.lower()
     user_inputs = [email, local_part, name, name.replace(" ", ""), *name.split()]
@@ -72,3 +72,17 @@ def password_problems(password: str, *, email: str, full_name: str = "", min_len
         *([feedback["warning"]] if feedback.get("warning") else []),
         *(feedback.get("suggestions") or ["Add another word or two; uncommon words are better."]),
     ]
+
+
+def _contains_email(password: str, *, email: str, local_part: str) -> bool:
+    """Whether the password holds the email address, or its local part as a word of its own.
+
+    A word of its own, not any substring: "admin@…" must not refuse "badminton court at nine", nor "ada@…"
+    "Canada geese fly south": the local part is in those letters, the address is not in the password (digits
+    next to it do not hide it: "admin2024" holds "admin")."""
+    lowered = password.lower()
+    if email and email in lowered:
+        return True
+    if len(local_part) < 3:
+        return False
+    return re.search(rf"(?<![^\W\d_]){re.escape(local_part)}(?![^\W\d_])", lowered) is not None

@@ -13,6 +13,7 @@ documents stay inside. ``ChatEngine.delete_owner_data`` and ``ChatEngine.export_
 
 from typing import TYPE_CHECKING
 
+from medchat.chat.model_access import ModelAccessRule
 from medchat.chat.models import Conversation, Message
 from medchat.chat.safety import redact_phi
 from medchat.chat.safety import structlog_scrubber as phi_scrubber
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
     router: Router
 
-document_models: list[type] = [Conversation, Message]
+document_models: list[type] = [Conversation, Message, ModelAccessRule]
 
 __getattr__ = lazy_exports(
     __name__,

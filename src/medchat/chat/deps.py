@@ -14,7 +14,9 @@ from litestar.di import NamedDependency, Provide
 from medchat.auth import Principal
 from medchat.chat.answering import ChatEngine
 from medchat.chat.limits import ChatLimits
+from medchat.chat.model_access import ModelAccess
 from medchat.chat.services import ConversationService
+from medchat.llm import ModelRegistry
 from medchat.platform.registry import registry_of
 
 
@@ -33,6 +35,11 @@ def provide_limits(engine: NamedDependency[ChatEngine]) -> ChatLimits | None:
     return engine.limits
 
 
+def provide_model_access(state: State) -> ModelAccess:
+    """The ``model_access`` dependency: the offered models (``llm``'s registry) under the role rules."""
+    return ModelAccess(registry_of(state).get(ModelRegistry))
+
+
 def provide_caller(request: Request[Any, Any, Any]) -> Principal:
     """The ``caller`` dependency: ``request.user`` once ``require_user`` has let the request in."""
     return request.user
@@ -43,5 +50,6 @@ dependencies = {
     "conversations": Provide(provide_conversations, sync_to_thread=False),
     "limits": Provide(provide_limits, sync_to_thread=False),
     "caller": Provide(provide_caller, sync_to_thread=False),
+    "model_access": Provide(provide_model_access, sync_to_thread=False),
 }
 """For chat's router."""

@@ -26,6 +26,7 @@ from medchat.chat.answering import (
 )
 from medchat.chat.exports import ConversationExportOut
 from medchat.chat.limits import ChatLimits, unlimited
+from medchat.chat.model_access import ModelAccess
 from medchat.chat.schemas import (
     AnswerEventOut,
     BranchSwitch,
@@ -130,9 +131,17 @@ class ChatController(Controller):
         conversations: NamedDependency[ConversationService],
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
         cursor: FromQuery[str | None] = None,
-        q: Annotated[str | None, QueryParameter(max_length=100)] = None,
+        q: Annotated[
+            str | None,
+            QueryParameter(max_length=100, description="Search titles and message text (a literal phrase)"),
+        ] = None,
     ) -> ConversationPage:
-        """The caller's conversations, most recently active first; ``q`` searches titles."""
+        """The caller's conversations, most recently active first.
+
+        ``q`` (a literal phrase, case-insensitive) searches titles and the text of the caller's own questions
+        and answers; an item found by a message carries ``match``: ``{message_id, role, snippet}``, the
+        newest matching message and plain text around the match (additive to API.md).
+        """
         return await conversations.list(caller.id, limit=limit, cursor=cursor, q=q)
 
     @get("/conversations/{conversation_id:str}", responses=problem_responses(401, 404, 503))
@@ -216,16 +225,18 @@ class ChatController(Controller):
         status_code=201,
         responses={
             200: answer_stream("With `Accept: text/event-stream`: the answer, streamed as it is written"),
-            **problem_responses(400, 401, 404, 413, 429, 503),
+            **problem_responses(400, 401, 403, 404, 413, 429, 503),
         },
     )
     async def post_message(
         self,
         request: Request[Any, Any, Any],
+        *,
         caller: NamedDependency[Principal],
         engine: NamedDependency[ChatEngine],
         data: JSONBody[MessageCreate],
         client_ip: NamedDependency[str | None],
+        model_access: NamedDependency[ModelAccess],
     ) -> Response[Any]:
         """Ask (or regenerate, or edit). With ``Accept: text/event-stream`` the answer streams as SSE.
 
@@ -233,8 +244,13 @@ class ChatController(Controller):
         answers 503 ``llm_unavailable`` (or an ``error`` event) with the ids to retry with. Over the
         hour's questions or the day's tokens it answers 429 ``rate_limited`` before storing anything;
         ``X-RateLimit-Limit/Remaining/Reset`` give the question budget after this one.
+
+        ``model`` (optional, additive to API.md) names the model to answer with, one of
+        ``GET /api/v1/chat/models``: 404 ``model_not_found`` for another name, 403 ``model_not_allowed`` for a
+        model the caller's role may not use. Without it: the default model, or the first the caller may use.
         """
-        run = await engine.ask(caller, data, ip=client_ip)
+        chosen = await model_access.choose(caller, data.model)
+        run = await engine.ask(caller, data, ip=client_ip, provider=chosen.provider)
         budget_headers = run.budgets.headers() if run.budgets else {}
         if wants_event_stream(request):
             return ServerSentEvent(api_events(run.subscribe()), status_code=200, headers=budget_headers)

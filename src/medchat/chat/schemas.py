@@ -89,8 +89,24 @@ class ConversationDetail(ConversationOut, kw_only=True):
     """The thread: the path from the first message to the active leaf, in order."""
 
 
+class SearchMatch(msgspec.Struct, kw_only=True):
+    """Where a search ``q`` matched a conversation's message text (additive to API.md's shape)."""
+
+    message_id: str
+    role: Literal["user", "assistant"]
+    snippet: str
+    """Plain text around the first match in that message: whitespace collapsed, Markdown emphasis and
+    citation marks dropped, "…" where the message text was cut. Not HTML: escape it to show it."""
+
+
+class ConversationItem(ConversationOut, kw_only=True, omit_defaults=True):
+    """A conversation in a list; ``match`` only when a search matched one of its messages."""
+
+    match: SearchMatch | None = None
+
+
 class ConversationPage(msgspec.Struct, kw_only=True):
-    items: list[ConversationOut]
+    items: list[ConversationItem]
     next_cursor: str | None
 
 
@@ -113,6 +129,8 @@ class MessageCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     conversation_id: Id | None = None
     parent_id: Id | None = None
     edit_of: Id | None = None
+    model: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    """The model to answer with (a name of ``GET /api/v1/chat/models``); none: the default. Additive to API.md."""
 
 
 class BranchSwitch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -213,6 +231,18 @@ def conversation_out(conversation: Conversation) -> ConversationOut:
         updated_at=conversation.updated_at,
         last_message_at=conversation.last_message_at,
         active_leaf_id=conversation.active_leaf_id,
+    )
+
+
+def conversation_item(conversation: Conversation, match: SearchMatch | None = None) -> ConversationItem:
+    return ConversationItem(
+        id=str(conversation.id),
+        title=conversation.title,
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
+        last_message_at=conversation.last_message_at,
+        active_leaf_id=conversation.active_leaf_id,
+        match=match,
     )
 
 

@@ -17,6 +17,7 @@ import structlog
 from beanie import PydanticObjectId
 from bson import ObjectId
 from bson.errors import InvalidId
+from pymongo import DESCENDING
 
 from medchat.chat.exports import Export, export_document, export_markdown, provenance_graph, slug
 from medchat.chat.models import DEFAULT_TITLE, Conversation, Message, MessageError, replace_where, set_fields
@@ -25,6 +26,8 @@ from medchat.chat.schemas import (
     ConversationOut,
     ConversationPage,
     GraphOut,
+    SearchMatch,
+    conversation_item,
     conversation_out,
     message_out,
 )
@@ -40,6 +43,11 @@ log = structlog.get_logger(__name__)
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_SEARCH_CHARS = 100
+MAX_SEARCHED_MESSAGES = 500
+"""At most this many matching messages (the newest) are read per search: the work stays bounded however
+much a user has written; older matches are still found by their conversation's title."""
+SNIPPET_BEFORE = 60
+SNIPPET_CHARS = 180
 
 ORPHANED_DETAIL = "This answer was interrupted (the server stopped while writing it). Retry to get a full answer."
 
@@ -87,13 +95,21 @@ class ConversationService:
     async def list(
         self, owner_id: str, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None, q: str | None = None
     ) -> ConversationPage:
-        """Newest activity first; ``q`` matches titles case-insensitively (a plain substring, not a pattern)."""
+        """Newest activity first. ``q`` (a plain phrase, not a pattern; case and runs of whitespace ignored)
+        matches titles and the text of the owner's own questions and answers; a conversation found by its
+        messages carries ``match``: the newest matching message and a snippet around the match."""
         criteria: dict[str, Any] = {"owner_id": owner_id}
-        if q and q.strip():
-            criteria["title"] = {"$regex": re.escape(q.strip()[:MAX_SEARCH_CHARS]), "$options": "i"}
+        matches: dict[str, SearchMatch] = {}
+        pattern = search_pattern(q)
+        if pattern:
+            matches = await _message_matches(owner_id, pattern)
+            in_title = {"title": {"$regex": pattern, "$options": "i"}}
+            found = [object_id for key in matches if (object_id := parse_id(key)) is not None]
+            criteria.update({"$or": [in_title, {"_id": {"$in": found}}]} if found else in_title)
         limit = max(1, min(limit, MAX_PAGE_SIZE))
         page = await paginate(Conversation, criteria, limit=limit, cursor=cursor, newest_by="updated_at")
-        return ConversationPage(items=[conversation_out(item) for item in page.items], next_cursor=page.next_cursor)
+        items = [conversation_item(item, matches.get(str(item.id))) for item in page.items]
+        return ConversationPage(items=items, next_cursor=page.next_cursor)
 
     async def rename(
         self, owner_id: str, conversation_id: str, *, title: str, actor: str | None = None, ip: str | None = None
@@ -259,6 +275,56 @@ class ConversationService:
         if orphans:
             log.warning("orphaned answers marked failed", count=len(orphans))
         return len(orphans)
+
+
+def search_pattern(q: str | None) -> str | None:
+    """A case-insensitive regex matching ``q`` literally (metacharacters escaped; any whitespace between
+    words); None for a blank ``q``. Plain ``$regex`` works alike on MongoDB and the embedded nx-27017."""
+    words = (q or "")[:MAX_SEARCH_CHARS].split()
+    return r"\s+".join(re.escape(word) for word in words) or None
+
+
+async def _message_matches(owner_id: str, pattern: str) -> dict[str, SearchMatch]:
+    """The newest matching message of each of the owner's conversations (by conversation id), read from at
+    most ``MAX_SEARCHED_MESSAGES`` matches; only ``owner_id``'s messages (the ``owner_id`` index)."""
+    found = (
+        await Message.find({"owner_id": owner_id, "content": {"$regex": pattern, "$options": "i"}})
+        .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+        .limit(MAX_SEARCHED_MESSAGES)
+        .to_list()
+    )
+    matches: dict[str, SearchMatch] = {}
+    for message in found:
+        if message.owner_id != owner_id or message.conversation_id in matches:
+            continue
+        if (text := snippet(message.content, pattern)) is not None:
+            matches[message.conversation_id] = SearchMatch(message_id=str(message.id), role=message.role, snippet=text)
+    return matches
+
+
+_MARKUP = re.compile(r"\*\*|__|`+|^#{1,6}\s+|^\s*>\s?|\s\[\d+(?:,\s*\d+)*\]", re.MULTILINE)
+
+
+def snippet(text: str, pattern: str, *, before: int = SNIPPET_BEFORE, size: int = SNIPPET_CHARS) -> str | None:
+    """About ``size`` characters of ``text`` around the first match of ``pattern``, cut at word boundaries,
+    "…" where cut; Markdown emphasis, headings, quotes and citation marks dropped (kept when the query itself
+    needs them). None when ``pattern`` does not match."""
+    for candidate in (_MARKUP.sub("", text), text):
+        plain = " ".join(candidate.split())
+        found = re.search(pattern, plain, re.IGNORECASE)
+        if found is not None:
+            break
+    else:
+        return None
+    start = max(0, found.start() - before)
+    end = max(found.end(), min(len(plain), start + size))
+    if start > 0:
+        space = plain.find(" ", start, found.start())
+        start = space + 1 if space != -1 else start
+    if end < len(plain):
+        space = plain.rfind(" ", found.end(), end)
+        end = space if space != -1 else end
+    return ("…" if start > 0 else "") + plain[start:end].strip() + ("…" if end < len(plain) else "")
 
 
 async def _audit(

@@ -1,5 +1,6 @@
 """Text generation behind one interface: a remote OpenAI-compatible service, an optional local model,
-or sources-only extractive answers; plus prompts, token accounting and tracing.
+or sources-only extractive answers; the registry of the models offered (``build_model_registry``); plus
+prompts, token accounting and tracing.
 
 Importing this package loads no model client: ``choose_provider`` decides without one, and
 ``build_provider`` imports only the provider it builds.
@@ -11,8 +12,14 @@ from medchat.llm.factory import (
     LLMConfigurationError,
     ProviderChoice,
     build_provider,
-    build_sources_only_provider,
     choose_provider,
+)
+from medchat.llm.registry import (
+    DEFAULT_MODEL_NAME,
+    SOURCES_ONLY_MODEL_NAME,
+    ModelRegistry,
+    OfferedModel,
+    build_model_registry,
 )
 from medchat.llm.tracing import Redactor
 from medchat.llm.types import (
@@ -26,6 +33,8 @@ from medchat.llm.types import (
 )
 
 __all__ = [
+    "DEFAULT_MODEL_NAME",
+    "SOURCES_ONLY_MODEL_NAME",
     "ChatTurn",
     "ContextPassage",
     "GenerationDone",
@@ -34,12 +43,14 @@ __all__ = [
     "LLMProvider",
     "LLMStreamInterrupted",
     "LLMUnavailable",
+    "ModelRegistry",
+    "OfferedModel",
     "ProviderChoice",
     "Redactor",
     "TextDelta",
     "Usage",
+    "build_model_registry",
     "build_provider",
-    "build_sources_only_provider",
     "choose_provider",
     "model_cli",
 ]

@@ -76,8 +76,3 @@ def build_provider(
             tracer=tracer,
         )
     return SourcesOnlyProvider(embed=embed)
-
-
-def build_sources_only_provider(*, embed: SentenceEmbedder | None = None) -> LLMProvider:
-    """The extractive provider whatever the settings choose, for clients that ask for it per request."""
-    return SourcesOnlyProvider(embed=embed)

@@ -29,6 +29,7 @@ from medchat.llm.discovery import (
     find_local_model,  # noqa: F401 - its old home: tests and bench import it here
 )
 from medchat.llm.errors import LLMLocalModelFailed, LLMStreamInterrupted
+from medchat.llm.observed import observed
 from medchat.llm.prompts import (
     COMPACT_SYSTEM_PROMPT,
     build_prompt,
@@ -82,6 +83,7 @@ def load_engine(model_path: Path) -> Any:
         return engine
 
 
+@observed
 class LocalProvider:
     kind: Literal["local"] = "local"
     model = LOCAL_MODEL_NAME

@@ -15,6 +15,7 @@ Auth, headers, timeouts, SSE decoding and the error classes are still the client
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import math
 import time
@@ -44,6 +45,7 @@ from medchat.llm.errors import (
     LLMUnavailable,
     LLMUpstreamError,
 )
+from medchat.llm.observed import observed
 from medchat.llm.prompts import build_prompt, estimate_prompt_tokens, estimate_tokens, to_openai_messages
 from medchat.llm.tracing import NoopTracer, Tracer
 from medchat.llm.types import GenerationDone, GenerationRequest, StreamEvent, TextDelta, Usage
@@ -63,6 +65,7 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429})
 COMPLETIONS_PATH = "/chat/completions"
 
 
+@observed
 class RemoteProvider:
     kind: Literal["remote"] = "remote"
 
@@ -90,6 +93,7 @@ class RemoteProvider:
         self._context_tokens = context_tokens
         self._wait = _BackoffHonouringRetryAfter(initial=backoff_seconds, maximum=max_backoff_seconds)
         self._tracer: Tracer = tracer or NoopTracer()
+        self._owns_client = True
         self._client = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=base_url,
@@ -113,6 +117,16 @@ class RemoteProvider:
             app_url=settings.public_url or DEFAULT_APP_URL,
             tracer=tracer,
         )
+
+    def with_model(self, model: str) -> RemoteProvider:
+        """The same service, settings and HTTP client (its connection pool), answering with ``model``.
+
+        Only this provider closes the shared client: ``aclose`` on the returned one does nothing."""
+        sibling = copy.copy(self)
+        sibling.model = model
+        sibling.label = f"{model} via {urlsplit(self._base_url).hostname or self._base_url}"
+        sibling._owns_client = False
+        return sibling
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         messages = to_openai_messages(build_prompt(request, context_tokens=self._context_tokens))
@@ -164,7 +178,8 @@ class RemoteProvider:
         return True
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._owns_client:
+            await self._client.close()
 
     # --- internals -------------------------------------------------------------------------------
     async def _open_stream(self, messages: list[dict[str, Any]]) -> _OpenedStream:

@@ -14,6 +14,7 @@ from typing import Literal
 
 from medchat.llm.extractive.scoring import SentenceEmbedder, best_sentences
 from medchat.llm.extractive.sentences import Sentence, quotable_sentences, split_sentences
+from medchat.llm.observed import observed
 from medchat.llm.types import ContextPassage, GenerationDone, GenerationRequest, StreamEvent, TextDelta, Usage
 
 __all__ = [
@@ -43,13 +44,17 @@ WORDS_PER_DELTA = 4
 TITLE_WORDS = 8
 
 
+@observed
 class SourcesOnlyProvider:
     kind: Literal["sources-only"] = "sources-only"
     model = SOURCES_ONLY_MODEL
     label = SOURCES_ONLY_LABEL
 
-    def __init__(self, embed: SentenceEmbedder | None = None) -> None:
+    def __init__(self, embed: SentenceEmbedder | None = None, *, label: str | None = None) -> None:
+        """``label``: the human name instead of ``SOURCES_ONLY_LABEL`` (when a model is configured besides)."""
         self._embed = embed
+        if label is not None:
+            self.label = label
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         """Streams word groups so the UI path is the same as for a model; usage is zero (no model ran)."""

@@ -32,7 +32,9 @@ def availability_gauge(name: str) -> Gauge:
         _availability_gauges[name] = Gauge(
             f"medchat_{name}_available",
             f"1 when {name} answered its last readiness check, else 0 (it does not gate readiness)",
-            multiprocess_mode="livemin",
+            # Several processes per pod: each exports the last check it ran, or 0 if it ran none yet, so the
+            # pod's value is the best of them (livemin said "unavailable" while any process had not checked).
+            multiprocess_mode="livemax",
         )
     return _availability_gauges[name]
 

@@ -74,5 +74,6 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
-    for noisy in ("pymongo", "httpx", "httpcore", "arq.worker", "openai"):
+    # httpx2/httpcore2: the HTTP client openai uses; one INFO line per model call otherwise.
+    for noisy in ("pymongo", "httpx", "httpcore", "httpx2", "httpcore2", "arq.worker", "openai"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))

@@ -31,8 +31,9 @@ SECURITY_COMPONENTS = Components(
 _DESCRIPTIONS = {
     400: "The request is not valid: `validation_failed` (with `errors` per field where known) or `bad_request`",
     401: "No valid credentials: `unauthorized`, `invalid_credentials` or `invalid_token`",
-    403: "Not allowed: `forbidden` (admins only), `account_disabled` or `registration_closed`",
-    404: "`not_found`: no such resource, or it is not the caller's",
+    403: "Not allowed: `forbidden` (admins only), `account_disabled`, `registration_closed` or "
+    "`model_not_allowed` (the caller's role may not use that model)",
+    404: "`not_found`: no such resource, or it is not the caller's (`model_not_found`: no such model)",
     409: "`conflict` with the current state (an email already taken) or `last_admin`",
     413: "`payload_too_large`: the body or file is over the limit",
     415: "`unsupported_media_type`: the file's type is not accepted here",

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 
 from medchat.platform.data_dir import DataDirInUse, DataDirLock, write_private
 from medchat.platform.embedded import ChildServer, EmbeddedMongo, EmbeddedRedis, supervise
+from medchat.platform.store_monitoring import MongoCommandMonitor, TimedRedis
 from medchat.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -97,8 +98,9 @@ class Stores:
             serverSelectionTimeoutMS=timeout_ms,
             connectTimeoutMS=timeout_ms,
             socketTimeoutMS=timeout_ms,  # a paused server answers 503 instead of holding requests forever
+            event_listeners=[MongoCommandMonitor()],
         )
-        redis = Redis.from_url(
+        redis = TimedRedis.from_url(
             redis_url,
             decode_responses=False,
             socket_timeout=settings.store_timeout_seconds,

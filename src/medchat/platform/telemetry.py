@@ -33,7 +33,11 @@ def configure_tracing() -> None:
 
 def opentelemetry_config() -> OpenTelemetryConfig:
     configure_tracing()
-    return OpenTelemetryConfig(exclude=["/healthz", "/readyz", "/ping", METRICS_PATH, "/static"])
+    return OpenTelemetryConfig(
+        exclude=["/healthz", "/readyz", "/ping", METRICS_PATH, "/static"],
+        # A span per ASGI message would add one per streamed token to a chat trace, and its cost to the turn.
+        exclude_spans=["receive", "send"],
+    )
 
 
 prometheus_config = PrometheusConfig(

@@ -3,6 +3,9 @@ documents whose ingestion died with its process.
 
 Every write a job makes is conditional on the document still naming that job, so a job superseded by a
 requeue (or a deletion) stops at its next write instead of overwriting the newer job's state.
+
+Each run is the span ``retrieval.ingest`` (children ``retrieval.parse``, ``retrieval.chunk``,
+``retrieval.index``) and is counted and timed by outcome in ``INGESTION_JOBS`` and ``INGESTION_DURATION``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 from bson import ObjectId
@@ -19,6 +22,8 @@ from bson import ObjectId
 from medchat.platform.clock import utcnow
 from medchat.platform.errors import UnsupportedMediaType
 from medchat.platform.instances import InstanceHeartbeat
+from medchat.platform.metrics import INGESTION_DURATION, INGESTION_JOBS
+from medchat.platform.spans import TRACER
 from medchat.retrieval.chunking import chunk_document
 from medchat.retrieval.document import ParsedDocument
 from medchat.retrieval.errors import UnreadableDocument
@@ -31,6 +36,8 @@ from medchat.settings import Settings
 log = structlog.get_logger(__name__)
 
 MAX_INGEST_ATTEMPTS = 3
+Outcome = Literal["ready", "failed", "retried", "superseded"]
+"""How an ingestion job ended (``INGESTION_JOBS``): superseded covers a document deleted or queued again."""
 PROGRESS_WRITE_INTERVAL_SECONDS = 0.5
 PARSED_SHARE_OF_PROGRESS = 0.1
 """Progress reported once parsing is done; embedding fills the rest."""
@@ -92,42 +99,63 @@ class Ingestion:
         ``job_id`` is the queued job running this; a job the document no longer names (it was queued
         again meanwhile) does nothing, so one document is never ingested by two jobs at once.
         """
+        started = time.perf_counter()
+        outcome: Outcome | None = None  # stays None when cancelled: the job did not end, a sweep requeues it
+        with TRACER.start_as_current_span("retrieval.ingest", attributes={"document.id": document_id}) as span:
+            try:
+                outcome = await self._ingest(document_id, job_id=job_id)
+            except TransientIngestError:
+                outcome = "retried"
+                raise
+            except Exception:
+                outcome = "failed"
+                raise
+            finally:
+                if outcome is not None:
+                    span.set_attribute("retrieval.ingest.outcome", outcome)
+                    INGESTION_JOBS.labels(outcome=outcome).inc()
+                    INGESTION_DURATION.labels(outcome=outcome).observe(time.perf_counter() - started)
+
+    async def _ingest(self, document_id: str, *, job_id: str | None) -> Outcome:
         document = await SourceDocument.get(ObjectId(document_id)) if ObjectId.is_valid(document_id) else None
         if document is None:
             log.info("ingest skipped: document deleted", document_id=document_id)
-            return
+            return "superseded"
         if not await self._claim(document, job_id=job_id):
             log.info("ingest skipped: a newer job replaced this one", document_id=document_id, job_id=job_id)
-            return
+            return "superseded"
         try:
-            await self._ingest_claimed(document)
+            return await self._ingest_claimed(document)
         except Superseded:
             if await SourceDocument.get(document.id) is None:  # deleted while we were indexing
                 await self._indexer.delete_document(document_id)
             log.info("ingest stopped: document queued again or deleted", document_id=document_id, job_id=job_id)
+            return "superseded"
 
-    async def _ingest_claimed(self, document: SourceDocument) -> None:
+    async def _ingest_claimed(self, document: SourceDocument) -> Outcome:
         """The body of ``ingest`` once this job holds ``document``; every write it makes is ``_write_as_job``."""
         document_id = str(document.id)
         started = time.perf_counter()
         try:
-            parsed = await self._parse(document)
+            with TRACER.start_as_current_span("retrieval.parse"):
+                parsed = await self._parse(document)
         except (UnreadableDocument, UnsupportedMediaType) as error:
             await self._fail(document, error.detail, as_job=True)
-            return
+            return "failed"
         except Exception as error:  # any parser failure ends the document, never leaves it processing
             log.exception("parsing failed", document_id=document_id)
             await self._fail(document, f"The file could not be read ({type(error).__name__}).", as_job=True)
-            return
-        chunks = await asyncio.to_thread(
-            chunk_document,
-            parsed.pages,
-            chunk_tokens=self._settings.chunk_tokens,
-            overlap_tokens=self._settings.chunk_overlap_tokens,
-        )
+            return "failed"
+        with TRACER.start_as_current_span("retrieval.chunk", attributes={"retrieval.pages": len(parsed.pages)}):
+            chunks = await asyncio.to_thread(
+                chunk_document,
+                parsed.pages,
+                chunk_tokens=self._settings.chunk_tokens,
+                overlap_tokens=self._settings.chunk_overlap_tokens,
+            )
         if not chunks:
             await self._fail(document, "No text was found in this file (a scan with nothing legible?).", as_job=True)
-            return
+            return "failed"
         await self._write_as_job(
             document,
             title=(parsed.title or document.title)[:200],
@@ -145,11 +173,11 @@ class Ingestion:
         except Exception as error:
             if document.attempts >= MAX_INGEST_ATTEMPTS:
                 await self._fail(document, "The search index did not answer; retry the document later.", as_job=True)
-                return
+                return "failed"
             raise TransientIngestError(str(error)) from error
         if await SourceDocument.get(document.id) is None:  # deleted while we were indexing
             await self._indexer.delete_document(document_id)
-            return
+            return "superseded"
         await self._write_as_job(
             document,
             status="ready",
@@ -166,6 +194,7 @@ class Ingestion:
             chunks=result.chunks,
             seconds=round(time.perf_counter() - started, 2),
         )
+        return "ready"
 
     async def _claim(self, document: SourceDocument, *, job_id: str | None) -> bool:
         """Mark the document ``processing`` by this instance, unless ``job_id`` is no longer its job.

@@ -8,6 +8,10 @@ thresholded), or an exact match on every query word the embedding model does not
 is that cosine. Results are diverse across documents, with adjacent chunks merged (``ranking``).
 Every chunk is embedded and indexed with its document's title and heading path, so a chunk far from
 a document's start keeps its topic.
+
+A search is the span ``retrieval.search`` (children ``retrieval.embed_query``, ``retrieval.vector_search``)
+and is timed per stage in ``RETRIEVAL_DURATION``; indexing is ``retrieval.index`` and counts its chunks
+in ``INGESTION_CHUNKS`` as each batch is stored. Span attributes hold counts and the collection, never text.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medchat.platform.metrics import INGESTION_CHUNKS, RETRIEVAL_DURATION, RETRIEVAL_HITS
+from medchat.platform.spans import TRACER
 from medchat.retrieval.chunking import Chunk
 from medchat.retrieval.embeddings import Embedder, default_embedder
 from medchat.retrieval.passages import snippet
-from medchat.retrieval.ranking import Span, assess, diverse_spans, judge, unknown_terms
+from medchat.retrieval.ranking import Candidate, Span, assess, diverse_spans, judge, unknown_terms
 from medchat.retrieval.scope import SearchScope, Visibility
 from medchat.retrieval.sparse import SparseVector, document_vector, query_vector
 from medchat.retrieval.vectorstore import HybridParams, PassagePoint, PassageRecord, SearchMode, VectorStore
@@ -38,6 +44,10 @@ CHUNKS_PER_DOCUMENT = 2
 INDEX_VERSION = "all-MiniLM-L6-v2-int8:title-and-headings"
 """What a passage's vectors were made from: the embedding model and ``embedding_text``. Changing either
 changes this, and ``medchat reindex`` redoes the documents indexed with another version."""
+
+_EMBEDDING_SECONDS = RETRIEVAL_DURATION.labels(stage="embedding")
+_VECTOR_SEARCH_SECONDS = RETRIEVAL_DURATION.labels(stage="vector_search")
+_TOTAL_SECONDS = RETRIEVAL_DURATION.labels(stage="total")
 
 ProgressCallback = Callable[[int, int], Awaitable[None]]
 """Called as ``await on_progress(chunks_done, chunks_total)`` after each stored batch."""
@@ -133,22 +143,49 @@ class Retriever:
             return []
         limit = top_k or self._top_k
         threshold = self._score_threshold if score_threshold is None else score_threshold
-        dense = (await self._embedder.embed_async([query]))[0]
-        lexical = query_vector(query)
-        limit_hits = limit * CANDIDATES_PER_RESULT
-        hits = await self._store.search(dense, lexical, scope=scope, limit=limit_hits, mode=mode, hybrid=self._hybrid)
-        required = unknown_terms(query)
-        candidates = assess(hits, required)
-        if mode == "hybrid" and required and not any(candidate.lexical_match for candidate in candidates):
-            # Fusion can rank a passage holding a term the model does not know below the cut when its
-            # cosine is low; the best lexical hits join the candidates so ``judge`` can see them.
-            seen = {hit.id for hit in hits}
-            extra = await self._store.search(dense, lexical, scope=scope, limit=limit, mode="sparse")
-            candidates += assess([hit for hit in extra if hit.id not in seen], required)
-        spans = diverse_spans(
-            judge(candidates, threshold=threshold), limit=limit, per_document=self._chunks_per_document
-        )
-        return [_passage(span, query) for span in spans]
+        started = time.perf_counter()
+        attributes = {"retrieval.k": limit, "retrieval.mode": mode, "retrieval.collection": self._store.collection}
+        with TRACER.start_as_current_span("retrieval.search", attributes=attributes) as search_span:
+            dense = await self._embed_query(query)
+            candidates = await self._candidates(query, dense, scope=scope, limit=limit, mode=mode)
+            found = diverse_spans(
+                judge(candidates, threshold=threshold), limit=limit, per_document=self._chunks_per_document
+            )
+            search_span.set_attribute("retrieval.hits", len(found))
+        RETRIEVAL_HITS.observe(len(found))
+        _TOTAL_SECONDS.observe(time.perf_counter() - started)
+        return [_passage(span, query) for span in found]
+
+    async def _embed_query(self, query: str) -> np.ndarray:
+        started = time.perf_counter()
+        with TRACER.start_as_current_span("retrieval.embed_query"):
+            dense = (await self._embedder.embed_async([query]))[0]
+        _EMBEDDING_SECONDS.observe(time.perf_counter() - started)
+        return dense
+
+    async def _candidates(
+        self, query: str, dense: np.ndarray, *, scope: SearchScope, limit: int, mode: SearchMode
+    ) -> list[Candidate]:
+        """The store's hits for the query, judged for relevance (one store query, two for an unknown term)."""
+        started = time.perf_counter()
+        attributes = {"retrieval.k": limit * CANDIDATES_PER_RESULT, "retrieval.collection": self._store.collection}
+        with TRACER.start_as_current_span("retrieval.vector_search", attributes=attributes) as search_span:
+            lexical = query_vector(query)
+            limit_hits = limit * CANDIDATES_PER_RESULT
+            hits = await self._store.search(
+                dense, lexical, scope=scope, limit=limit_hits, mode=mode, hybrid=self._hybrid
+            )
+            required = unknown_terms(query)
+            candidates = assess(hits, required)
+            if mode == "hybrid" and required and not any(candidate.lexical_match for candidate in candidates):
+                # Fusion can rank a passage holding a term the model does not know below the cut when its
+                # cosine is low; the best lexical hits join the candidates so ``judge`` can see them.
+                seen = {hit.id for hit in hits}
+                extra = await self._store.search(dense, lexical, scope=scope, limit=limit, mode="sparse")
+                candidates += assess([hit for hit in extra if hit.id not in seen], required)
+            search_span.set_attribute("retrieval.candidates", len(candidates))
+        _VECTOR_SEARCH_SECONDS.observe(time.perf_counter() - started)
+        return candidates
 
     async def index_chunks(
         self,
@@ -166,36 +203,44 @@ class Retriever:
         if any(chunk.index != position for position, chunk in enumerate(chunks)):
             raise ValueError("chunks must be numbered 0..n-1 in order")
         started = time.perf_counter()
+        attributes = {"retrieval.chunks": len(chunks), "retrieval.collection": self._store.collection}
         pending: asyncio.Task[None] | None = None
-        try:
-            for start in range(0, len(chunks), self._index_batch_size):
-                points = await self._points(document, chunks[start : start + self._index_batch_size])
+        with TRACER.start_as_current_span("retrieval.index", attributes=attributes):
+            try:
+                for start in range(0, len(chunks), self._index_batch_size):
+                    points = await self._points(document, chunks[start : start + self._index_batch_size])
+                    if pending is not None:
+                        await pending
+                        if on_progress is not None:
+                            await on_progress(start, len(chunks))
+                    pending = asyncio.create_task(self._store_batch(points))
                 if pending is not None:
                     await pending
-                    if on_progress is not None:
-                        await on_progress(start, len(chunks))
-                pending = asyncio.create_task(self._store.upsert(points))
-            if pending is not None:
-                await pending
-                pending = None
-        finally:
-            if pending is not None:
-                pending.cancel()
-        await self._store.delete_document(document.document_id, from_chunk_index=len(chunks))
+                    pending = None
+            finally:
+                if pending is not None:
+                    pending.cancel()
+            await self._store.delete_document(document.document_id, from_chunk_index=len(chunks))
         if on_progress is not None:
             await on_progress(len(chunks), len(chunks))
         return IndexResult(document.document_id, len(chunks), time.perf_counter() - started)
 
     async def _points(self, document: DocumentInfo, chunks: Sequence[Chunk]) -> list[PassagePoint]:
         texts = [embedding_text(chunk, document.title) for chunk in chunks]
-        dense, sparse = await asyncio.gather(
-            self._embedder.embed_async(texts, bulk=True),
-            asyncio.to_thread(_document_vectors, texts),
-        )
+        with TRACER.start_as_current_span("retrieval.embed", attributes={"retrieval.chunks": len(chunks)}):
+            dense, sparse = await asyncio.gather(
+                self._embedder.embed_async(texts, bulk=True),
+                asyncio.to_thread(_document_vectors, texts),
+            )
         return [
             _point(document, chunk, vector, lexical)
             for chunk, vector, lexical in zip(chunks, dense, sparse, strict=True)
         ]
+
+    async def _store_batch(self, points: Sequence[PassagePoint]) -> None:
+        """Upsert one embedded batch; counted as indexed once the store has it (the rate is chunks per second)."""
+        await self._store.upsert(points)
+        INGESTION_CHUNKS.inc(len(points))
 
     async def delete_document(self, document_id: str) -> None:
         await self._store.delete_document(document_id)

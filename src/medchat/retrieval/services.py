@@ -29,6 +29,7 @@ from medchat.platform.errors import (
 )
 from medchat.platform.identity import Principal
 from medchat.platform.instances import InstanceHeartbeat
+from medchat.platform.job_context import current_trace_context
 from medchat.platform.pagination import Page, paginate
 from medchat.platform.quota import Quota
 from medchat.retrieval.ingestion import Ingestion, new_job_id
@@ -60,7 +61,7 @@ HOUR = 3600
 
 
 class JobQueue(Protocol):
-    async def enqueue_job(self, function: str, *args: Any, _job_id: str | None = None) -> Any: ...
+    async def enqueue_job(self, function: str, *args: Any, _job_id: str | None = None, **kwargs: Any) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,8 +272,10 @@ class DocumentService(Ingestion):
         if job_id is None:
             job_id = new_job_id(document)
             await self._update(document, job_id=job_id)
+        # The job's spans continue the trace queueing it (an upload's request); a sweep's requeue has none.
+        trace_context = current_trace_context() or None
         try:
-            await self._queue.enqueue_job(INGEST_JOB, str(document.id), _job_id=job_id)
+            await self._queue.enqueue_job(INGEST_JOB, str(document.id), _job_id=job_id, trace_context=trace_context)
         except Exception as error:
             log.warning("could not queue ingestion", document_id=str(document.id), error=str(error))
             await self._fail(document, "The ingestion queue did not answer. Retry in a moment.")

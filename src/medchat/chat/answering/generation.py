@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import structlog
 
 from medchat.chat.answering.events import AnswerFailed, AnswerRun, Failed, Finished, SourcesFound, Token
+from medchat.chat.answering.observed import count_answer
 from medchat.chat.answering.ports import PassageLike, SafetyChecks
 from medchat.chat.answering.turns import PreparedTurn, ms_since
 from medchat.chat.limits import ChatLimits
@@ -42,6 +43,8 @@ from medchat.llm import (
     TextDelta,
 )
 from medchat.platform.errors import ServerError
+from medchat.platform.metrics import STREAMS_IN_FLIGHT
+from medchat.platform.spans import TRACER
 from medchat.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -63,7 +66,22 @@ class AnswerWriter:
     limits: ChatLimits | None
 
     async def write(self, run: AnswerRun) -> None:
-        """Publish the run's events up to ``Finished`` or ``Failed``; never raises but ``CancelledError``."""
+        """Publish the run's events up to ``Finished`` or ``Failed``; never raises but ``CancelledError``.
+
+        One ``chat.answer`` span (a child of the request's, whose context the task copied) covers it, its
+        outcome in ``medchat.answer.status``; a stop is a cancellation, not an error, so no exception is
+        recorded on it."""
+        with (
+            TRACER.start_as_current_span("chat.answer", record_exception=False, set_status_on_exception=False) as span,
+            STREAMS_IN_FLIGHT.track_inprogress(),
+        ):
+            span.set_attribute("medchat.llm.provider", self.provider.kind)
+            try:
+                await self._write_answer(run)
+            finally:
+                span.set_attribute("medchat.answer.status", run.turn.assistant.status)
+
+    async def _write_answer(self, run: AnswerRun) -> None:
         turn = run.turn
         assistant = turn.assistant
         timing = Timing()
@@ -84,14 +102,16 @@ class AnswerWriter:
                 )
                 provenance.finish_reason = done.finish_reason
             timing.total_ms = ms_since(turn.started)
+            grounded = cites_passages(text, len(passages))
             await finish(
                 assistant,
                 status="complete",
                 content=text,
-                grounded=cites_passages(text, len(passages)),
+                grounded=grounded,
                 timing=timing,
                 provenance=provenance,
             )
+            count_answer("complete", "none" if done is None else "grounded" if grounded else "ungrounded")
             if done is not None:
                 await self._count_tokens(turn, done.usage.prompt_tokens + done.usage.completion_tokens)
             run.publish(Finished(message_out(assistant, siblings=turn.siblings)))
@@ -234,6 +254,7 @@ async def _fail(
         await finish(
             assistant, status="failed", content=partial.strip(), error=error, timing=timing, provenance=provenance
         )
+        count_answer("failed", "none")
     except Exception:  # the store is down: tell the waiting client all the same
         log.exception("could not store a failed answer", message_id=run.message_id)
     failure = AnswerFailed.of(assistant, status=status)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import structlog
 
 from medchat.chat.answering.ports import SafetyChecks
@@ -17,10 +19,24 @@ TITLE_PROMPT = (
 )
 HEURISTIC_TITLE_WORDS = 8
 
+_LINE_MARKS = re.compile(r"^\s*(?:#{1,6}\s+|>\s*|[-*+]\s+|\d{1,3}[.)]\s+)+")
+_LINK = re.compile(r"!?\[([^\]\n]*)\]\([^)\n]*\)")
+_EMPHASIS = re.compile(r"\*+|`+|~~|(?<!\w)_+|_+(?!\w)")
+_DANGLING = re.compile(r"[\s:;,\-\u2013\u2014+#>]+(?=\u2026?$)")
+
+
+def plain_title(text: str) -> str:
+    """``text`` without Markdown: no emphasis marks, list or heading markers, link targets or code ticks, and
+    no dangling punctuation at the end (``"Gout** usually causes: - …"`` becomes ``"Gout usually causes…"``)."""
+    lines = (_LINE_MARKS.sub("", line) for line in text.splitlines())
+    plain = " ".join(line.strip() for line in lines if line.strip())
+    plain = _EMPHASIS.sub("", _LINK.sub(r"\1", plain))
+    return _DANGLING.sub("", " ".join(plain.split()))
+
 
 def heuristic_title(question: str) -> str:
     """The question's first words, trimmed: the title until (or instead of) a model-written one."""
-    words = " ".join(question.split()).split(" ")
+    words = " ".join(plain_title(question).split()).split(" ")
     title = " ".join(words[:HEURISTIC_TITLE_WORDS])
     if len(words) > HEURISTIC_TITLE_WORDS:
         title = title.rstrip(".,;:!?") + "…"
@@ -40,7 +56,7 @@ async def write_model_title(
         title = await provider.complete(prompt, max_tokens=16)
         if redaction is not None:
             title = "".join(redaction.restore_stream().restore_all(iter([title])))
-        title = clean_title(title)
+        title = clean_title(plain_title(title))
     except Exception as error:  # noqa: BLE001 - the heuristic title stays; titles never fail a turn
         log.info("title generation failed; keeping the heuristic title", error=str(error))
         return

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from beanie import PydanticObjectId
 
+from medchat.chat.answering.observed import triage
 from medchat.chat.answering.ports import Caller, PassageLike, PassageSearch, SafetyChecks
 from medchat.chat.answering.queries import SearchQuery, search_query
 from medchat.chat.answering.titles import heuristic_title
@@ -199,7 +200,7 @@ async def _store(
             parent_id=parent_id,
             role="user",
             content=content,
-            safety=safety.assess(content),
+            safety=triage(safety, content),
             created_at=now,
         )
         to_insert.append(question)

@@ -1,15 +1,19 @@
-"""The models ``/v1`` offers, each a name for one of the engine's providers."""
+"""The models ``/v1`` offers: ``llm``'s model registry as the key owner's role may use it (``ModelAccess``).
+
+``medchat`` is the configured default model, ``medchat/<model>`` each further model of
+``MEDCHAT_LLM_MODELS``, ``medchat-sources-only`` answers quoted from the sources. A model the owner may not
+use is not listed, and naming it is answered like an unknown model (404 ``model_not_found``).
+"""
 
 from __future__ import annotations
 
-from medchat.chat.answering import ChatEngine
-from medchat.llm import LLMProvider
+from medchat.chat.model_access import ModelAccess
+from medchat.llm import DEFAULT_MODEL_NAME, SOURCES_ONLY_MODEL_NAME, LLMProvider
 from medchat.platform.errors import NotFound
+from medchat.platform.identity import Principal
 
-DEFAULT_MODEL = "medchat"
-"""The configured model (remote, local, or sources-only when none is configured), with retrieval."""
-SOURCES_ONLY_MODEL = "medchat-sources-only"
-"""Answers quoted from the sources; no model runs."""
+DEFAULT_MODEL = DEFAULT_MODEL_NAME
+SOURCES_ONLY_MODEL = SOURCES_ONLY_MODEL_NAME
 OWNER = "medchat"
 
 
@@ -18,22 +22,14 @@ class ModelNotFound(NotFound):
     title = "No such model"
 
 
-def offered_models(engine: ChatEngine) -> dict[str, LLMProvider]:
-    """Model name -> provider, in listing order.
-
-    Each further configured model would be offered as ``medchat/<model>``; medchat configures one model
-    today (``MEDCHAT_LLM_MODEL``), offered as ``medchat``, so there are none.
-    """
-    offered = {DEFAULT_MODEL: engine.provider}
-    if engine.sources_only is not None:
-        offered[SOURCES_ONLY_MODEL] = engine.sources_only
-    return offered
+async def offered_models(access: ModelAccess, caller: Principal) -> list[str]:
+    """The names ``caller`` may use, in listing order (the default first)."""
+    return [model.name for model in await access.allowed(caller)]
 
 
-def provider_for(engine: ChatEngine, model: str) -> LLMProvider:
-    """The provider ``model`` names; 404 ``model_not_found`` for any other name."""
-    provider = offered_models(engine).get(model)
-    if provider is None:
-        names = ", ".join(offered_models(engine))
-        raise ModelNotFound(f"The model '{model}' does not exist; the models are: {names}.")
-    return provider
+async def provider_for(access: ModelAccess, caller: Principal, model: str) -> LLMProvider:
+    """The provider ``model`` names; 404 ``model_not_found`` for any name the caller may not use."""
+    names = await offered_models(access, caller)
+    if model not in names:
+        raise ModelNotFound(f"The model '{model}' does not exist; the models are: {', '.join(names)}.")
+    return (await access.choose(caller, model)).provider

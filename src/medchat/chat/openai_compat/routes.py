@@ -18,6 +18,7 @@ from litestar.response import Stream
 
 from medchat.auth import Principal, require_api_key
 from medchat.chat.answering import AnswerEvent, AnswerRun, ChatEngine, Failed, Finished
+from medchat.chat.model_access import ModelAccess
 from medchat.chat.openai_compat.catalog import OWNER, offered_models, provider_for
 from medchat.chat.openai_compat.errors import exception_handlers
 from medchat.chat.openai_compat.schemas import (
@@ -78,10 +79,14 @@ class OpenAIController(Controller):
     security = BEARER
 
     @get("/models", responses=openai_errors(401, 403, 429))
-    async def list_models(self, engine: NamedDependency[ChatEngine]) -> ModelList:
-        """``medchat`` (the configured model, with retrieval) and ``medchat-sources-only`` (quoted sources)."""
+    async def list_models(
+        self, caller: NamedDependency[Principal], model_access: NamedDependency[ModelAccess]
+    ) -> ModelList:
+        """The models the key's owner may use: ``medchat`` (the configured model, with retrieval),
+        ``medchat/<model>`` (each further configured model) and ``medchat-sources-only`` (quoted sources)."""
         created = now()
-        return ModelList(data=[ModelOut(id=name, created=created, owned_by=OWNER) for name in offered_models(engine)])
+        names = await offered_models(model_access, caller)
+        return ModelList(data=[ModelOut(id=name, created=created, owned_by=OWNER) for name in names])
 
     @post(
         "/chat/completions",
@@ -105,6 +110,7 @@ class OpenAIController(Controller):
         conversations: NamedDependency[ConversationService],
         data: JSONBody[ChatCompletionRequest],
         client_ip: NamedDependency[str | None],
+        model_access: NamedDependency[ModelAccess],
     ) -> Response[Any]:
         """Answer the last (user) message from the knowledge base, with citations and a Sources list.
 
@@ -114,7 +120,7 @@ class OpenAIController(Controller):
         """
         if data.n not in (None, 1):
             raise ValidationFailed("n: only 1 is supported", param="n")
-        provider = provider_for(engine, data.model)
+        provider = await provider_for(model_access, caller, data.model)
         question = asked(data.messages)
         continued = request.headers.get(CONVERSATION_HEADER)
         run = await engine.ask(

@@ -39,6 +39,7 @@ from medchat.retrieval.vectorstore.records import (
     SearchMode,
     cosine,
 )
+from medchat.retrieval.vectorstore.timing import qdrant_call
 
 T = TypeVar("T")
 _CONFIG_FILE = "edge_config.json"
@@ -95,6 +96,10 @@ class EdgeVectorStore:
     def path(self) -> Path:
         return self._path
 
+    @property
+    def collection(self) -> str:
+        return self._path.name
+
     async def _run(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
@@ -104,6 +109,7 @@ class EdgeVectorStore:
             raise DependencyUnavailable("the embedded vector store is not open: call ensure_collection() first")
         return self._shard
 
+    @qdrant_call("ensure_collection")
     async def ensure_collection(self) -> None:
         if self._shard is None:
             self._shard = await self._run(self._open)
@@ -126,6 +132,7 @@ class EdgeVectorStore:
                 shard.update(edge.UpdateOperation.create_field_index(field, edge.PayloadSchemaType.Keyword))
         return shard
 
+    @qdrant_call("upsert")
     async def upsert(self, points: Sequence[PassagePoint]) -> None:
         if not points:
             return
@@ -140,11 +147,13 @@ class EdgeVectorStore:
     async def delete_owner(self, owner_id: str) -> None:
         await self._delete(edge.Filter(must=[edge.FieldCondition("owner_id", match=edge.MatchValue(owner_id))]))
 
+    @qdrant_call("delete")
     async def _delete(self, selection: edge.Filter) -> None:
         shard = self._open_shard
         await self._run(lambda: shard.update(edge.UpdateOperation.delete_points_by_filter(selection)))
         self._schedule_optimize()
 
+    @qdrant_call("search")
     async def search(
         self,
         dense: np.ndarray,
@@ -162,6 +171,7 @@ class EdgeVectorStore:
         scored = await self._run(lambda: shard.query(request))
         return [_hit(point, dense) for point in scored]
 
+    @qdrant_call("count")
     async def count(self, *, document_id: str | None = None) -> int:
         shard = self._open_shard
         request = edge.CountRequest(exact=True, filter=_document_filter(document_id) if document_id else None)

@@ -18,6 +18,11 @@ class VectorStore(Protocol):
     Every search filters inside the store: shared passages plus the scope user's private ones.
     """
 
+    @property
+    def collection(self) -> str:
+        """The collection's name (span attributes; never a user's data)."""
+        ...
+
     async def ensure_collection(self) -> None:
         """Create the collection and its payload indexes if missing; check the dimension if present."""
 

@@ -29,6 +29,7 @@ from medchat.retrieval.vectorstore.records import (
     SearchMode,
     cosine,
 )
+from medchat.retrieval.vectorstore.timing import qdrant_call
 
 _UNAVAILABLE = (ResponseHandlingException, UnexpectedResponse, httpx.HTTPError, ConnectionError, TimeoutError)
 
@@ -65,6 +66,10 @@ class QdrantServerVectorStore:
     def from_url(cls, url: str, *, api_key: str | None, collection: str, timeout: int = 10) -> QdrantServerVectorStore:
         return cls(AsyncQdrantClient(url=url, api_key=api_key, timeout=timeout), collection=collection)
 
+    @property
+    def collection(self) -> str:
+        return self._collection
+
     @asynccontextmanager
     async def _calling(self, action: str) -> AsyncIterator[None]:
         try:
@@ -72,6 +77,7 @@ class QdrantServerVectorStore:
         except _UNAVAILABLE as error:
             raise DependencyUnavailable(f"Qdrant did not answer while trying to {action}: {error}") from error
 
+    @qdrant_call("ensure_collection")
     async def ensure_collection(self) -> None:
         async with self._calling("create the collection"):
             if await self._client.collection_exists(self._collection):
@@ -97,6 +103,7 @@ class QdrantServerVectorStore:
                 f"(found {size}); point MEDCHAT_QDRANT_COLLECTION at a new collection"
             )
 
+    @qdrant_call("upsert")
     async def upsert(self, points: Sequence[PassagePoint]) -> None:
         if not points:
             return
@@ -119,12 +126,14 @@ class QdrantServerVectorStore:
             models.Filter(must=[models.FieldCondition(key="owner_id", match=models.MatchValue(value=owner_id))])
         )
 
+    @qdrant_call("delete")
     async def _delete(self, selection: models.Filter) -> None:
         async with self._calling("delete passages"):
             await self._client.delete(
                 self._collection, points_selector=models.FilterSelector(filter=selection), wait=True
             )
 
+    @qdrant_call("search")
     async def search(
         self,
         dense: np.ndarray,
@@ -160,6 +169,7 @@ class QdrantServerVectorStore:
                 )
         return [_hit(point, dense) for point in response.points]
 
+    @qdrant_call("count")
     async def count(self, *, document_id: str | None = None) -> int:
         async with self._calling("count passages"):
             result = await self._client.count(
