@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +12,8 @@ import httpx
 import pytest
 from playwright.sync_api import ConsoleMessage, Error, Page
 
-from tests.support.browser import BROWSER_PASSWORD, Account, sign_in_through_the_form
-from tests.support.serve import MEDCHAT, ServeProcess
+from tests.support.browser import BROWSER_PASSWORD, Account, create_admin, sign_in_through_the_form
+from tests.support.serve import ServeProcess
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -68,15 +67,7 @@ def fresh_user(live_server: ServeProcess) -> Account:
 
 @pytest.fixture(scope="session")
 def admin_account(live_server: ServeProcess) -> Account:
-    """An administrator, made as an operator makes the first one: ``medchat user create --admin`` (stdin password)."""
-    email = f"admin-{uuid.uuid4().hex[:10]}@example.org"
-    env = {key: value for key, value in live_server.environment().items() if key != "MEDCHAT_PORT"}
-    created = subprocess.run(
-        [MEDCHAT, "user", "create", "--admin", "--name", "Ada Admin", email],
-        input=BROWSER_PASSWORD + "\n", env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert created.returncode == 0, created.stderr + created.stdout
-    return Account(created.stdout.rsplit("(id ", 1)[1].rstrip(")\n"), email, BROWSER_PASSWORD, "Ada Admin")
+    return create_admin(live_server)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import re
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,9 +23,9 @@ from playwright.sync_api import Page, expect
 
 from tests.support import files
 from tests.support.accessibility import assert_accessible
-from tests.support.browser import BROWSER_PASSWORD, Account, sign_in_through_the_form
+from tests.support.browser import Account, bearer_headers, create_admin, sign_in_through_the_form
 from tests.support.fake_llm import FakeLLMServer, running_fake_llm
-from tests.support.serve import MEDCHAT, ServeProcess
+from tests.support.serve import ServeProcess
 from tests.support.site_pages import NOT_FOUND_PATH, SIGNED_IN_PAGES, SIGNED_OUT_PAGES, VIEWPORTS
 
 TITLE = "Gout flare treatment"
@@ -75,17 +74,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, a11y_llm: FakeLLMServer) -> I
     }
     with ServeProcess(tmp_path_factory.mktemp("browser-a11y") / "data", extra_env=env) as server:
         base = server.base_url
-        email = f"admin-a11y-{uuid.uuid4().hex[:10]}@example.org"
-        admin_env = {key: value for key, value in server.environment().items() if key != "MEDCHAT_PORT"}
-        created = subprocess.run(
-            [MEDCHAT, "user", "create", "--admin", "--name", "Ada Admin", email],
-            input=BROWSER_PASSWORD + "\n", env=admin_env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert created.returncode == 0, created.stderr + created.stdout
-        admin = Account(created.stdout.rsplit("(id ", 1)[1].rstrip(")\n"), email, BROWSER_PASSWORD, "Ada Admin")
-        login = httpx.post(f"{base}/api/v1/auth/login", json={"email": email, "password": BROWSER_PASSWORD})
-        assert login.status_code == 200, login.text
-        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        admin = create_admin(server, email=f"admin-a11y-{uuid.uuid4().hex[:10]}@example.org")
+        headers = bearer_headers(base, admin)
         key = httpx.post(
             f"{base}/api/v1/users/me/api-keys", json={"name": "ward laptop", "expires_in_days": 30}, headers=headers
         )

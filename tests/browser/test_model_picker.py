@@ -5,7 +5,6 @@ and the admin's page of role rules."""
 from __future__ import annotations
 
 import re
-import subprocess
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -14,9 +13,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.accessibility import assert_accessible
-from tests.support.browser import BROWSER_PASSWORD, Account, sign_in_through_the_form
+from tests.support.browser import BROWSER_PASSWORD, create_admin, sign_in_through_the_form
 from tests.support.fake_llm import FakeLLMServer, running_fake_llm
-from tests.support.serve import MEDCHAT, ServeProcess
+from tests.support.serve import ServeProcess
 
 VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
 FIRST, SECOND = "fake/first", "fake/second"
@@ -99,20 +98,9 @@ def test_choosing_the_second_model_labels_the_answer_with_it(
     expect(page.get_by_label("Model", exact=True)).to_have_value(f"medchat/{SECOND}")
 
 
-def make_admin(server: ServeProcess) -> Account:
-    email = f"models-admin-{uuid.uuid4().hex[:8]}@example.org"
-    env = {key: value for key, value in server.environment().items() if key != "MEDCHAT_PORT"}
-    created = subprocess.run(
-        [MEDCHAT, "user", "create", "--admin", "--name", "Model Admin", email],
-        input=BROWSER_PASSWORD + "\n", env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert created.returncode == 0, created.stderr + created.stdout
-    return Account(created.stdout.rsplit("(id ", 1)[1].rstrip(")\n"), email, BROWSER_PASSWORD, "Model Admin")
-
-
 def test_the_admin_withholds_a_model_from_users(page: Page, viewport: str, picker_server: ServeProcess) -> None:
     base = picker_server.base_url
-    admin = make_admin(picker_server)
+    admin = create_admin(picker_server, email=f"models-admin-{uuid.uuid4().hex[:8]}@example.org", name="Model Admin")
     sign_in_through_the_form(page, base, admin)
     page.goto(f"{base}/admin/users")
     page.get_by_role("navigation", name="Administration").get_by_role("link", name="Models").click()

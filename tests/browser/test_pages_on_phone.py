@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,15 +19,14 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.support import files
-from tests.support.browser import BROWSER_PASSWORD, Account, sign_in_through_the_form
+from tests.support.browser import BROWSER_PASSWORD, Account, bearer_headers, create_admin, sign_in_through_the_form
 from tests.support.fake_llm import FakeLLMServer, running_fake_llm
-from tests.support.serve import MEDCHAT, ServeProcess
+from tests.support.serve import ServeProcess
+from tests.support.site_pages import DESKTOP, PHONE
 
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
 TITLE = "Gout flare care"
 REPLY = (
     "For a gout flare, **naproxen** 500 mg twice a day with food is the usual first choice. "
@@ -46,9 +44,6 @@ PAGES = {
     "api-keys": "/admin/api-keys",
 }
 SCREENSHOTS = ("chat", "knowledge-base", "admin-users", "audit")
-ALLOWED_CONSOLE = re.compile(r"status of 50[03]")
-"""An answer the fake model could not give is not a layout fault (no test here asks for one)."""
-
 LAYOUT_PROBLEMS = """
 (containers) => {
   const problems = [];
@@ -169,17 +164,10 @@ def site(tmp_path_factory: pytest.TempPathFactory, pages_llm: FakeLLMServer) -> 
     }
     with ServeProcess(tmp_path_factory.mktemp("browser-pages") / "data", extra_env=env) as server:
         base = server.base_url
-        email = f"administrator-{uuid.uuid4().hex[:10]}@clinical-governance.example-hospital.org"
-        admin_env = {key: value for key, value in server.environment().items() if key != "MEDCHAT_PORT"}
-        created = subprocess.run(
-            [MEDCHAT, "user", "create", "--admin", "--name", "Ada Admin", email],
-            input=BROWSER_PASSWORD + "\n", env=admin_env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert created.returncode == 0, created.stderr + created.stdout
-        admin = Account(created.stdout.rsplit("(id ", 1)[1].rstrip(")\n"), email, BROWSER_PASSWORD, "Ada Admin")
-        login = httpx.post(f"{base}/api/v1/auth/login", json={"email": email, "password": BROWSER_PASSWORD})
-        assert login.status_code == 200, login.text
-        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        admin = create_admin(
+            server, email=f"administrator-{uuid.uuid4().hex[:10]}@clinical-governance.example-hospital.org"
+        )
+        headers = bearer_headers(base, admin)
         long_email = f"a.very.long.name.for.layout.checks.{uuid.uuid4().hex}@radiology.example-hospital.org"
         registered = httpx.post(
             f"{base}/api/v1/auth/register",
@@ -204,24 +192,10 @@ def site(tmp_path_factory: pytest.TempPathFactory, pages_llm: FakeLLMServer) -> 
         yield Site(server, admin, asked.json()["conversation_id"])
 
 
-def watch_console(page: Page) -> list[str]:
-    errors: list[str] = []
-
-    def keep(message: ConsoleMessage) -> None:
-        if message.type == "error" and not ALLOWED_CONSOLE.search(message.text):
-            errors.append(message.text)
-
-    page.on("console", keep)
-    return errors
-
-
 @pytest.fixture
-def admin_page(page: Page, site: Site) -> Iterator[Page]:
-    """The admin signed in through the form; fails the test on any console error (CSP violations included)."""
-    errors = watch_console(page)
-    sign_in_through_the_form(page, site.base, site.admin)
-    yield page
-    assert errors == [], f"console errors: {errors}"
+def admin_page(page: Page, site: Site) -> Page:
+    """The admin signed in through the form (the suite's console check fails the test on any console error)."""
+    return sign_in_through_the_form(page, site.base, site.admin)
 
 
 @pytest.fixture
