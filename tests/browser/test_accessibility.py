@@ -14,7 +14,6 @@ import base64
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -23,7 +22,7 @@ from playwright.sync_api import Page, expect
 
 from tests.support import files
 from tests.support.accessibility import assert_accessible
-from tests.support.browser import Account, bearer_headers, create_admin, sign_in_through_the_form
+from tests.support.browser import Site, bearer_headers, create_admin, sign_in_through_the_form
 from tests.support.fake_llm import FakeLLMServer, running_fake_llm
 from tests.support.serve import ServeProcess
 from tests.support.site_pages import NOT_FOUND_PATH, SIGNED_IN_PAGES, SIGNED_OUT_PAGES, VIEWPORTS
@@ -45,17 +44,6 @@ NOT_FOUND_LOAD = rf"status of 404 .*{re.escape(NOT_FOUND_PATH)}"
 def reply(body: dict[str, Any]) -> str:
     """The answer for streamed requests; a title for the short non-streamed one."""
     return REPLY if body.get("stream") else TITLE
-
-
-@dataclass(frozen=True)
-class Site:
-    server: ServeProcess
-    admin: Account
-    conversation_id: str
-
-    @property
-    def base(self) -> str:
-        return self.server.base_url
 
 
 @pytest.fixture(scope="module")

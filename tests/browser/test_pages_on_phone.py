@@ -13,7 +13,6 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,13 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support import files
-from tests.support.browser import BROWSER_PASSWORD, Account, bearer_headers, create_admin, sign_in_through_the_form
+from tests.support.browser import (
+    BROWSER_PASSWORD,
+    Site,
+    bearer_headers,
+    create_admin,
+    sign_in_through_the_form,
+)
 from tests.support.fake_llm import FakeLLMServer, running_fake_llm
 from tests.support.serve import ServeProcess
 from tests.support.site_pages import DESKTOP, PHONE
@@ -135,17 +140,6 @@ COLUMN_TRACKER = """
 def reply(body: dict[str, Any]) -> str:
     """The answer for streamed requests; a title for the short non-streamed one."""
     return REPLY if body.get("stream") else TITLE
-
-
-@dataclass(frozen=True)
-class Site:
-    server: ServeProcess
-    admin: Account
-    conversation_id: str
-
-    @property
-    def base(self) -> str:
-        return self.server.base_url
 
 
 @pytest.fixture(scope="module")

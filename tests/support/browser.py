@@ -23,6 +23,19 @@ class Account:
     full_name: str
 
 
+@dataclass(frozen=True)
+class Site:
+    """A live server with an admin and a conversation of that admin, for tests that visit every page."""
+
+    server: ServeProcess
+    admin: Account
+    conversation_id: str
+
+    @property
+    def base(self) -> str:
+        return self.server.base_url
+
+
 def sign_in_through_the_form(page: Page, base_url: str, account: Account, *, next_path: str = "") -> Page:
     """Sign in as a person does; lands on ``next_path`` (or wherever a sign-in lands by default)."""
     page.goto(f"{base_url}/login" + (f"?next={next_path}" if next_path else ""))

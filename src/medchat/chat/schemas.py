@@ -223,27 +223,23 @@ def message_out(message: Message, *, siblings: list[str] | None = None) -> Messa
     )
 
 
+def _conversation_fields(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": str(conversation.id),
+        "title": conversation.title,
+        "created_at": conversation.created_at,
+        "updated_at": conversation.updated_at,
+        "last_message_at": conversation.last_message_at,
+        "active_leaf_id": conversation.active_leaf_id,
+    }
+
+
 def conversation_out(conversation: Conversation) -> ConversationOut:
-    return ConversationOut(
-        id=str(conversation.id),
-        title=conversation.title,
-        created_at=conversation.created_at,
-        updated_at=conversation.updated_at,
-        last_message_at=conversation.last_message_at,
-        active_leaf_id=conversation.active_leaf_id,
-    )
+    return ConversationOut(**_conversation_fields(conversation))
 
 
 def conversation_item(conversation: Conversation, match: SearchMatch | None = None) -> ConversationItem:
-    return ConversationItem(
-        id=str(conversation.id),
-        title=conversation.title,
-        created_at=conversation.created_at,
-        updated_at=conversation.updated_at,
-        last_message_at=conversation.last_message_at,
-        active_leaf_id=conversation.active_leaf_id,
-        match=match,
-    )
+    return ConversationItem(**_conversation_fields(conversation), match=match)
 
 
 def to_builtins(value: Any) -> Any:
