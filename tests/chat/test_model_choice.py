@@ -3,6 +3,7 @@ pages and ``/v1``; the admin's role rules hide a model from a role and refuse it
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -33,6 +34,19 @@ async def two_models(remote_settings: Settings) -> AsyncIterator[AsyncTestClient
 def answered_with(fake_llm: FakeLLMServer) -> str:
     """The model id the latest answer asked for (a streamed request; titles are asked apart, not streamed)."""
     return str([request for request in fake_llm.chat_requests if request.body.get("stream")][-1].body["model"])
+
+
+def title_requests(fake_llm: FakeLLMServer) -> list[Any]:
+    return [request for request in fake_llm.chat_requests if not request.body.get("stream")]
+
+
+async def next_title_model(fake_llm: FakeLLMServer, *, after: int, within_seconds: float = 10.0) -> str:
+    """The model id of the first title request after the first ``after`` (titles are written in the background)."""
+    deadline = asyncio.get_running_loop().time() + within_seconds
+    while len(title_requests(fake_llm)) <= after:
+        assert asyncio.get_running_loop().time() < deadline, "no title was asked for"
+        await asyncio.sleep(0.05)
+    return str(title_requests(fake_llm)[after].body["model"])
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -88,9 +102,11 @@ async def test_a_question_names_its_model_and_the_answer_keeps_it(
     assert [model["name"] for model in listed.json()] == NAMES
     assert [model["default"] for model in listed.json()] == [True, False, False]
 
+    titles_before = len(title_requests(fake_llm))
     answered = await ask(two_models, user, model=SECOND_NAME)
     assert answered.status_code == 201, answered.text
     assert answered_with(fake_llm) == SECOND
+    assert await next_title_model(fake_llm, after=titles_before) == SECOND, "the chosen model writes the title too"
     message = answered.json()["message"]
     assert (message["model"], message["model_label"]) == (SECOND, f"{SECOND} via 127.0.0.1")
     stored = await two_models.get(

@@ -196,7 +196,7 @@ class ChatEngine:
         await write_model_title(
             turn.conversation,
             turn.question,
-            provider=self.provider,
+            provider=turn.provider,  # the model the asker chose (and may use)
             safety=self.safety,
             redact=self.settings.redact_phi_for_llm,
         )
