@@ -1,35 +1,29 @@
-"""The chat module's HTML: the home page, the chat page and its HTMX fragments, and the UI's answer stream.
+"""The chat module's HTML: the home page, the chat page and its HTMX fragments.
 
 Every form has a real ``action`` and works without JavaScript: a plain (or boosted) post is answered
 with a 303 to the conversation's page (an answer is written before that redirect). Only an HTMX swap
 (``wants_fragment``) gets a fragment: the question's turn, whose answer streams over SSE from
-``/chat/messages/{id}/stream`` as HTML pieces: ``sources``, ``answer`` (the answer so far rendered as the stored
-one is, throttled: see ``live.py``), and ``done`` or ``failed`` (the finished message, which the page morphs
-into the streaming one, and so closes the stream).
+``/chat/messages/{id}/stream`` as HTML pieces (``page_stream.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import aclosing
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, MediaType, Request, Response, get, post
+from litestar import Controller, MediaType, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter, URLEncodedBody
 from litestar.plugins.htmx import ClientRedirect, HTMXRequest, HTMXTemplate
-from litestar.response import Redirect, ServerSentEvent, ServerSentEventMessage, Template
+from litestar.response import Redirect, ServerSentEvent, Template
 
 from medchat.auth import Principal, require_user
-from medchat.chat.answering import AnswerEvent, AnswerRun, ChatEngine, Failed, Finished, SourcesFound, Token
-from medchat.chat.limits import ChatLimits, unlimited
-from medchat.chat.live import LiveAnswer, with_ticks
-from medchat.chat.markdown import render_markdown
+from medchat.chat.answering import AnswerRun, ChatEngine
 from medchat.chat.model_access import ModelAccess
-from medchat.chat.routes import SSE_RETRY_MS, export_download
-from medchat.chat.schemas import ConversationDetail, ConversationOut, LimitsOut, MessageCreate, conversation_out
+from medchat.chat.page_context import budget_of, date_groups, page_context
+from medchat.chat.page_stream import ui_events
+from medchat.chat.routes import export_download
+from medchat.chat.schemas import ConversationDetail, MessageCreate
 from medchat.chat.services import ConversationService
 from medchat.platform.web import wants_fragment
 
@@ -67,99 +61,12 @@ class SwitchForm:
     message_id: str = ""
 
 
-def date_groups(items: Sequence[ConversationOut], now: datetime | None = None) -> list[tuple[str, list[Any]]]:
-    """The sidebar's conversations (newest activity first) under "Today", "Previous 7 days" and "Older" (UTC days),
-    by their last activity (``updated_at``, the list's order); empty groups left out."""
-    today = (now or datetime.now(UTC)).astimezone(UTC).date()
-    groups: dict[str, list[Any]] = {"Today": [], "Previous 7 days": [], "Older": []}
-    for item in items:
-        when = item.updated_at if item.updated_at.tzinfo else item.updated_at.replace(tzinfo=UTC)
-        day = when.astimezone(UTC).date()
-        label = "Today" if day >= today else "Previous 7 days" if day >= today - timedelta(days=7) else "Older"
-        groups[label].append(item)
-    return [(label, members) for label, members in groups.items() if members]
-
-
 def shown_conversation(request: HTMXRequest) -> str | None:
     """The id of the conversation on the page that sent this HTMX request (``HX-Current-URL``), if any."""
     url = (request.htmx.current_url or "") if request.htmx else ""
     path = url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
     head, _, last = path.rpartition("/")
     return last if head.endswith("/chat") and last else None
-
-
-def page_context(caller: Principal, engine: ChatEngine, **values: Any) -> dict[str, Any]:
-    """What every chat template may use, and ``values``."""
-    return {
-        "current_user": caller,
-        "md": render_markdown,
-        "date_groups": date_groups,
-        "model_label": engine.provider.label,
-        "max_chars": engine.settings.chat_max_message_chars,
-        "emergency_number": engine.settings.emergency_number,
-        **values,
-    }
-
-
-async def budget_of(engine: ChatEngine, caller: Principal) -> LimitsOut:
-    """The caller's budgets for the page's ``_budget.html``."""
-    limits: ChatLimits | None = engine.limits
-    return (await limits.status(caller.id, is_admin=caller.is_admin)).out() if limits else unlimited()
-
-
-def render(request: Request[Any, Any, Any], template: str, **context: Any) -> str:
-    """A template rendered outside a response (SSE pieces), with the request for ``csrf_token()``."""
-    return request.app.template_engine.get_template(template).render(request=request, **context)
-
-
-async def ui_events(
-    request: Request[Any, Any, Any],
-    caller: Principal,
-    engine: ChatEngine,
-    conversations: ConversationService,
-    events: AsyncIterator[AnswerEvent],
-) -> AsyncIterator[ServerSentEventMessage]:
-    yield ServerSentEventMessage(retry=SSE_RETRY_MS, data=None, comment="medchat answer stream")
-    live = LiveAnswer()
-    async with aclosing(with_ticks(events)) as paced:  # closed (and its read cancelled) if the page leaves
-        async for event in paced:
-            if event is None or isinstance(event, Token):
-                html = live.add(event.text) if event is not None else live.flush()
-                if html is not None:
-                    yield ServerSentEventMessage(event="answer", data=html)
-            elif isinstance(event, SourcesFound):
-                live.cite(event.message_id, len(event.sources))
-                if event.sources:
-                    html = render(request, "chat/_sources.html", sources=event.sources, message_id=event.message_id)
-                    yield ServerSentEventMessage(event="sources", data=html)
-            elif isinstance(event, Finished | Failed):
-                if (html := live.flush()) is not None:
-                    yield ServerSentEventMessage(event="answer", data=html)
-                conversation = await _conversation_or_none(conversations, caller.id, event.message.conversation_id)
-                budget = await _budget_or_none(engine, caller)
-                html = render(
-                    request,
-                    "chat/_finished.html",
-                    **page_context(caller, engine, message=event.message, conversation=conversation, budget=budget),
-                )
-                # Not "error": EventSource also fires onerror for an event of that name, and would reconnect.
-                yield ServerSentEventMessage(event="done" if isinstance(event, Finished) else "failed", data=html)
-
-
-async def _budget_or_none(engine: ChatEngine, caller: Principal) -> LimitsOut | None:
-    try:
-        return await budget_of(engine, caller)
-    except Exception:  # noqa: BLE001 - Redis gone: the budget line is simply not refreshed
-        return None
-
-
-async def _conversation_or_none(
-    conversations: ConversationService, owner_id: str, conversation_id: str
-) -> ConversationOut | None:
-    try:
-        return conversation_out(await conversations.get(owner_id, conversation_id))
-    except Exception:  # noqa: BLE001 - deleted meanwhile: the sidebar simply is not refreshed
-        return None
 
 
 class ChatPages(Controller):

@@ -16,9 +16,7 @@ Auth, headers, timeouts, SSE decoding and the error classes are still the client
 from __future__ import annotations
 
 import copy
-import email.utils
 import math
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -29,11 +27,8 @@ import openai
 import structlog
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential,
-    wait_random,
 )
 
 from medchat.llm.errors import (
@@ -47,6 +42,15 @@ from medchat.llm.errors import (
 )
 from medchat.llm.observed import observed
 from medchat.llm.prompts import build_prompt, estimate_prompt_tokens, estimate_tokens, to_openai_messages
+from medchat.llm.remote_retries import (
+    RETRYABLE_STATUSES,
+    BackoffHonouringRetryAfter,
+    StreamEndedEarly,
+    attempts,
+    is_retryable,
+    log_retry,
+    retry_after_seconds,
+)
 from medchat.llm.tracing import NoopTracer, Tracer
 from medchat.llm.types import GenerationDone, GenerationRequest, StreamEvent, TextDelta, Usage
 from medchat.settings import Settings
@@ -59,9 +63,7 @@ APP_TITLE = "medchat"
 DEFAULT_APP_URL = "https://medchat.dev"
 CONNECT_TIMEOUT_SECONDS = 5.0
 PING_TIMEOUT_SECONDS = 3.0
-MAX_HONOURED_RETRY_AFTER_SECONDS = 10.0
 """A longer ``Retry-After`` is reported to the user at once instead of waited for."""
-RETRYABLE_STATUSES = frozenset({408, 409, 429})
 COMPLETIONS_PATH = "/chat/completions"
 
 
@@ -91,7 +93,7 @@ class RemoteProvider:
         self._max_retries = max_retries
         self._max_output_tokens = max_output_tokens
         self._context_tokens = context_tokens
-        self._wait = _BackoffHonouringRetryAfter(initial=backoff_seconds, maximum=max_backoff_seconds)
+        self._wait = BackoffHonouringRetryAfter(initial=backoff_seconds, maximum=max_backoff_seconds)
         self._tracer: Tracer = tracer or NoopTracer()
         self._owns_client = True
         self._client = openai.AsyncOpenAI(
@@ -213,8 +215,8 @@ class RemoteProvider:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._max_retries + 1),
             wait=self._wait,
-            retry=retry_if_exception(_is_retryable),
-            before_sleep=_log_retry,
+            retry=retry_if_exception(is_retryable),
+            before_sleep=log_retry,
             reraise=True,
         )
         try:
@@ -222,7 +224,7 @@ class RemoteProvider:
                 with attempt:
                     return await operation()
         except openai.APIError as error:
-            raise self._unavailable(error, attempts=_attempts(retrying)) from error
+            raise self._unavailable(error, attempts=attempts(retrying)) from error
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     def _unavailable(self, error: openai.APIError, *, attempts: int) -> LLMUnavailable:
@@ -245,7 +247,7 @@ class RemoteProvider:
     def _status_error(self, error: openai.APIStatusError, *, tries: str) -> LLMUnavailable:
         status = error.status_code
         if status == 429:
-            wait = _retry_after_seconds(error)
+            wait = retry_after_seconds(error)
             seconds = max(1, math.ceil(wait)) if wait is not None else None
             when = f"in {seconds} second{'s' if seconds != 1 else ''}" if seconds else "in a minute"
             return LLMRateLimited(
@@ -272,13 +274,6 @@ class RemoteProvider:
             "The language model service stopped in the middle of the answer; the answer is incomplete.",
             partial_text=partial_text,
         )
-
-
-class StreamEndedEarly(openai.APIError):
-    """The response ended before the model said it had finished (no ``finish_reason``, no ``[DONE]``)."""
-
-    def __init__(self, stream: openai.AsyncStream[object]) -> None:
-        super().__init__("the answer stream ended before the model finished", stream.response.request, body=None)
 
 
 @dataclass
@@ -343,64 +338,9 @@ def _usage(reported: object) -> Usage | None:
     return Usage(int(reported.get("prompt_tokens") or 0), int(reported.get("completion_tokens") or 0))
 
 
-class _BackoffHonouringRetryAfter:
-    """Exponential backoff with jitter, or the server's ``Retry-After`` when it gives one."""
-
-    def __init__(self, *, initial: float, maximum: float) -> None:
-        self._backoff = wait_exponential(multiplier=initial, max=maximum) + wait_random(0, initial)
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        error = retry_state.outcome.exception() if retry_state.outcome else None
-        hinted = _retry_after_seconds(error) if isinstance(error, openai.APIStatusError) else None
-        if hinted is not None:
-            return min(hinted, MAX_HONOURED_RETRY_AFTER_SECONDS)
-        return self._backoff(retry_state)
-
-
-def _is_retryable(error: BaseException) -> bool:
-    if isinstance(error, openai.APIConnectionError | StreamEndedEarly):  # timeouts included
-        return True
-    if isinstance(error, openai.APIStatusError):
-        if error.status_code == 429:
-            wait = _retry_after_seconds(error)
-            return wait is None or wait <= MAX_HONOURED_RETRY_AFTER_SECONDS
-        return error.status_code in RETRYABLE_STATUSES or error.status_code >= 500
-    return False
-
-
-def _retry_after_seconds(error: openai.APIStatusError) -> float | None:
-    headers = error.response.headers
-    if milliseconds := headers.get("retry-after-ms"):
-        try:
-            return max(0.0, float(milliseconds) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if email.utils.parsedate_tz(value) else None
-        return max(0.0, when.timestamp() - time.time()) if when else None
-
-
 def _upstream_message(error: openai.APIError) -> str:
     body = error.body if isinstance(error.body, dict) else {}
     message = body.get("message") or (body.get("error") or {}).get("message") or error.message
     return " ".join(str(message).split())[:200]
 
 
-def _attempts(retrying: AsyncRetrying) -> int:
-    return int(retrying.statistics.get("attempt_number", 1))
-
-
-def _log_retry(retry_state: RetryCallState) -> None:
-    error = retry_state.outcome.exception() if retry_state.outcome else None
-    wait = retry_state.next_action.sleep if retry_state.next_action else 0
-    log.warning(
-        "llm request failed; retrying",
-        attempt=retry_state.attempt_number,
-        error=type(error).__name__,
-        retry_in_seconds=round(wait, 2),
-    )
