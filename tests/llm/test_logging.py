@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 
 from medchat.llm import ContextPassage, GenerationRequest, LLMStreamInterrupted
 from medchat.llm import remote as remote_module
+from medchat.llm import remote_retries as remote_retries_module
 from medchat.llm import tracing as tracing_module
 from tests.support.fake_llm import FakeLLMServer, closed_port_url
 from tests.support.llm import RemoteFactory
@@ -25,7 +26,7 @@ REQUEST = GenerationRequest(
 def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     """Each module's ``log``, fresh inside ``capture_logs`` (a configured structlog caches bound loggers)."""
     with capture_logs() as captured:
-        for module in (remote_module, tracing_module):
+        for module in (remote_module, remote_retries_module, tracing_module):
             monkeypatch.setattr(module, "log", structlog.get_logger(module.__name__))
         yield captured
 
