@@ -87,7 +87,7 @@ def kill_everything(server: ServeProcess) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     server.process.wait()
-    assert wait_gone(tree, timeout=20) == set()
+    assert wait_gone(tree) == set()
 
 
 def test_a_killed_server_leaves_no_answer_streaming_and_resumes_the_ingestion(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ def test_children_die_when_serve_is_killed(tmp_path: Path) -> None:
         tree = descendants(server.process.pid)
         assert len({pid for pid in tree if _is_store_server(pid)}) == 2
         server.stop(signal.SIGKILL)
-    assert wait_gone(tree, timeout=20) == set()
+    assert wait_gone(tree) == set()
     with ServeProcess(data_dir) as restarted:  # the data dir is free again
         assert httpx.get(f"{restarted.base_url}/readyz").status_code == 200
 

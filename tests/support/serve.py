@@ -57,8 +57,12 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def wait_gone(pids: Iterable[int], timeout: float = 10.0) -> set[int]:
+def wait_gone(pids: Iterable[int], timeout: float = 30.0) -> set[int]:
     """Wait up to ``timeout`` seconds for every process of ``pids`` to exit; returns those still alive.
+
+    The default is generous because a killed process exits only when each of its threads leaves the kernel:
+    embedded Redis's background thread may sit in an ``fsync`` of its append-only file for many seconds on a
+    busy disk. The wait ends as soon as the processes are gone.
 
     Waits on a pidfd per process (Linux 5.3+), which becomes readable when the process exits (a zombie counts
     as gone, as in ``alive``): the kernel wakes the test, nothing polls.
