@@ -17,6 +17,10 @@ random_token() {  # 48 URL-safe characters (36 random bytes): safe inside URLs w
   head -c 36 /dev/urandom | base64 -w0 | tr '+/' '-_'
 }
 
+mongo_keyfile() {  # 128 base64 characters (96 random bytes, no padding): MongoDB's replica-set member key
+  head -c 96 /dev/urandom | base64 -w0
+}
+
 usage() {
   awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
   exit 2
@@ -49,12 +53,13 @@ case "${1:-}" in
     create_secret "$namespace" medchat-store-secrets \
       MONGO_INITDB_ROOT_USERNAME=medchat \
       MONGO_INITDB_ROOT_PASSWORD="$mongo_password" \
+      MONGO_KEYFILE="$(mongo_keyfile)" \
       REDIS_PASSWORD="$redis_password" \
       QDRANT_CONFIG="$(printf 'service:\n  api_key: %s\n' "$qdrant_api_key")"
     create_secret "$namespace" medchat-secrets \
       MEDCHAT_SECRET_KEY="$secret_key" \
       MEDCHAT_LLM_API_KEY="$llm_api_key" \
-      MEDCHAT_MONGODB_URI="mongodb://medchat:${mongo_password}@medchat-mongodb:27017/?authSource=admin" \
+      MEDCHAT_MONGODB_URI="mongodb://medchat:${mongo_password}@medchat-mongodb:27017/?authSource=admin&replicaSet=rs0" \
       MEDCHAT_REDIS_URL="redis://:${redis_password}@medchat-redis:6379/0" \
       MEDCHAT_QDRANT_API_KEY="$qdrant_api_key"
     create_secret "$namespace" grafana-admin \

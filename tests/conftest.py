@@ -143,8 +143,8 @@ def register_user() -> RegisterUser:
         assert response.status_code == 201, response.text
         body = response.json()
         if role == "admin":
-            promote = registry_of(client.app.state).get(Accounts).update_user(
-                body["user"]["id"], role="admin", actor="test"
+            promote = (
+                registry_of(client.app.state).get(Accounts).update_user(body["user"]["id"], role="admin", actor="test")
             )
             await in_app_loop(client, promote)
         return RegisteredUser(

@@ -56,9 +56,7 @@ def test_every_public_name_is_used_outside_the_module(module_name: str) -> None:
     """A name in ``__all__`` that no other part of medchat mentions is surface nobody needs."""
     source = Path(importlib.import_module("medchat").__file__).parent
     own = source / module_name.split(".")[1]
-    outside = "\n".join(
-        path.read_text() for path in source.rglob("*.py") if own not in path.parents
-    )
+    outside = "\n".join(path.read_text() for path in source.rglob("*.py") if own not in path.parents)
     module = importlib.import_module(module_name)
     unused = [name for name in module.__all__ if name not in outside]
     assert unused == []

@@ -1,12 +1,19 @@
-"""``medchat ingest PATH...``: add files and folders to the shared knowledge base, with progress.
+"""``medchat ingest PATH...``: add files and folders to the shared knowledge base, with one progress bar.
 
-With the data dir free, ingestion runs in this process. When ``medchat serve`` holds the embedded
-index, the files are queued to it instead and this command follows their progress.
+With the data dir free, ingestion runs in this process: the files are uploaded one after another while
+two ingesters take what has been uploaded so far, small files in batches (``DocumentService.ingest_documents``:
+embedded together), large ones alone. When ``medchat serve`` holds the embedded index, the files are queued
+to it instead (its jobs batch them the same way) and this command follows them with one query per interval.
+
+One bar for the whole run (files done of all, passages, files per second, the current file beside it), a
+summary line after it, then the files that were skipped or failed: a row per file cost more to redraw
+than ingesting a small file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +29,11 @@ from medchat.settings import Settings
 
 SYSTEM_OWNER = Principal(id="system", email="system@medchat.local", full_name="medchat ingest", role="admin")
 POLL_SECONDS = 0.25
+"""How often the documents queued to a running server are read (all of them in one query)."""
+INGESTERS = 2
+"""Batches ingested at once in this process: one embeds while the other parses and writes."""
+BATCH_FILES = 32
+"""At most this many small files per batch (the server's jobs use ``batch_ingestion.BATCH_DOCUMENTS``)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,55 @@ def expand(paths: Iterable[Path]) -> Iterator[Path]:
             yield path
 
 
+class Tally:
+    """The run's one progress bar: files done of all, passages, files per second, the current file."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self._progress = progress
+        self._task = progress.add_task("ingesting", total=total, passages=0, rate="", current="")
+        self._started = time.perf_counter()
+        self.passages = 0
+        self.outcomes: list[IngestOutcome] = []
+
+    @staticmethod
+    def progress(console: Console) -> Progress:
+        return Progress(
+            TextColumn("ingesting"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f} files"),
+            TextColumn("{task.fields[passages]} passages"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[current]}"),
+            console=console,
+        )
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self._started
+
+    def working_on(self, path: Path) -> None:
+        self._progress.update(self._task, current=path.name[:48])
+
+    def finished(self, outcomes: Iterable[IngestOutcome], passages: int = 0) -> None:
+        done = list(outcomes)
+        self.outcomes += done
+        self.passages += passages
+        rate = f"{len(self.outcomes) / self.seconds:.1f} files/s" if self.seconds > 0 else ""
+        self._progress.update(self._task, advance=len(done), passages=self.passages, rate=rate)
+
+    def report(self, console: Console) -> None:
+        """The summary line, then every file that is not ready with its reason."""
+        ready = sum(outcome.status == "ready" for outcome in self.outcomes)
+        console.print(
+            f"{ready} of {len(self.outcomes)} files ready, {self.passages} passages in {self.seconds:.1f} s "
+            f"({len(self.outcomes) / max(self.seconds, 1e-9):.1f} files/s)"
+        )
+        for outcome in self.outcomes:
+            if outcome.status != "ready":
+                console.print(f"[red]{outcome.path}: {outcome.status}: {outcome.detail}", highlight=False)
+
+
 async def ingest_paths(settings: Settings, paths: list[Path], *, console: Console | None = None) -> list[IngestOutcome]:
     console = console or Console(stderr=True)
     files = list(expand(paths))
@@ -53,56 +114,130 @@ async def ingest_paths(settings: Settings, paths: list[Path], *, console: Consol
         in_process = documents.indexes_here
         if not in_process:
             console.print("medchat serve is running on this data dir: queuing the files to it")
-        with Progress(
-            TextColumn("{task.description}", justify="left"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress:
-            return [await _ingest_one(documents, path, progress, in_process=in_process) for path in files]
+        with Tally.progress(console) as progress:
+            tally = Tally(progress, len(files))
+            if in_process:
+                await _ingest_here(documents, files, tally)
+            else:
+                await _queue_and_follow(documents, files, tally)
+        tally.report(console)
+        order = {path: position for position, path in enumerate(files)}
+        return sorted(tally.outcomes, key=lambda outcome: order[outcome.path])
     finally:
         await runtime.close()
 
 
-async def _ingest_one(documents: DocumentService, path: Path, progress: Progress, *, in_process: bool) -> IngestOutcome:
-    task = progress.add_task(path.name[:40], total=1.0, status="reading")
+async def _upload(documents: DocumentService, path: Path, tally: Tally, *, enqueue: bool) -> DocumentView | None:
+    """Store the file and its record; None (and the file reported skipped) when it cannot be."""
     try:
         data = await asyncio.to_thread(path.read_bytes)
-        view = await documents.upload(
-            owner=SYSTEM_OWNER, filename=path.name, data=data, scope="shared", enqueue=not in_process
+        return await documents.upload(
+            owner=SYSTEM_OWNER, filename=path.name, data=data, scope="shared", enqueue=enqueue
         )
     except (OSError, ClientError) as error:
         detail = getattr(error, "detail", None) or str(error)
-        progress.update(task, status=f"[red]skipped: {detail}")
-        return IngestOutcome(path, "skipped", detail)
-    work = asyncio.create_task(documents.ingest(view.id)) if in_process else None
-    final = await _follow(documents, view, progress, task, work=work)
-    if work is not None:
+        tally.finished([IngestOutcome(path, "skipped", detail)])
+        return None
+
+
+async def _ingest_here(documents: DocumentService, files: list[Path], tally: Tally) -> None:
+    """Upload the files in order while ``INGESTERS`` tasks ingest what is uploaded, in batches."""
+    uploaded: asyncio.Queue[tuple[Path, DocumentView] | None] = asyncio.Queue()
+
+    async def upload_all() -> None:
         try:
-            await work
-        except Exception as error:  # noqa: BLE001 - reported per file; the next file still runs
-            progress.update(task, status=f"[red]failed: {error}")
-            return IngestOutcome(path, "failed", str(error), view.id)
-        final = await documents.get_visible(SYSTEM_OWNER, document_id=view.id)
-    colour = "green" if final.status == "ready" else "red"
-    detail = f"{final.pages} pages, {final.chunks} passages" if final.status == "ready" else (final.error or "")
-    progress.update(
-        task, completed=1.0 if final.status == "ready" else final.progress, status=f"[{colour}]{final.status}: {detail}"
-    )
-    return IngestOutcome(path, final.status, detail, view.id)
+            for path in files:
+                view = await _upload(documents, path, tally, enqueue=False)
+                if view is not None:
+                    await uploaded.put((path, view))
+        finally:
+            for _ in range(INGESTERS):
+                await uploaded.put(None)
+
+    async def ingest_uploaded() -> None:
+        while batch := await _next_batch(documents, uploaded):
+            tally.working_on(batch[0][0])
+            await _ingest_batch(documents, batch, tally)
+
+    await asyncio.gather(upload_all(), *(ingest_uploaded() for _ in range(INGESTERS)))
 
 
-async def _follow(
-    documents: DocumentService, view: DocumentView, progress: Progress, task: TaskID, *, work: asyncio.Task | None
-) -> DocumentView:
-    current = view
-    while not current.is_final and not (work is not None and work.done()):
-        await asyncio.sleep(POLL_SECONDS)
-        current = await documents.get_visible(SYSTEM_OWNER, document_id=view.id)
-        progress.update(task, completed=current.progress, status=current.stage or current.status)
-    return current
+async def _next_batch(
+    documents: DocumentService, uploaded: asyncio.Queue[tuple[Path, DocumentView] | None]
+) -> list[tuple[Path, DocumentView]]:
+    """The next uploaded file, with the small files uploaded since (up to ``BATCH_FILES``) when it is small;
+    empty once the uploads are over."""
+    first = await uploaded.get()
+    if first is None:
+        return []
+    batch = [first]
+    while documents.is_small(first[1].size_bytes) and len(batch) < BATCH_FILES and not uploaded.empty():
+        following = uploaded.get_nowait()
+        if following is None or not documents.is_small(following[1].size_bytes):
+            uploaded.put_nowait(following)  # the end, or a large file: it goes on its own, next
+            break
+        batch.append(following)
+    return batch
+
+
+async def _ingest_batch(documents: DocumentService, batch: list[tuple[Path, DocumentView]], tally: Tally) -> None:
+    ids = [view.id for _, view in batch]
+    try:
+        if len(batch) == 1 and not documents.is_small(batch[0][1].size_bytes):
+            await documents.ingest(ids[0])
+        else:
+            await documents.ingest_documents(ids)
+    except Exception as error:  # noqa: BLE001 - reported per file; the next batch still runs
+        tally.finished([IngestOutcome(path, "failed", str(error), view.id) for path, view in batch])
+        return
+    _record(tally, batch, await documents.views(ids))
+
+
+def _record(tally: Tally, files: list[tuple[Path, DocumentView]], views: list[DocumentView]) -> None:
+    """Count the files whose documents are final now (``views``): their outcome and passages."""
+    by_id = {view.id: view for view in views}
+    outcomes, passages = [], 0
+    for path, uploaded in files:
+        view = by_id.get(uploaded.id)
+        if view is None:
+            outcomes.append(IngestOutcome(path, "failed", "The document was deleted meanwhile.", uploaded.id))
+        elif view.status == "ready":
+            passages += view.chunks
+            outcomes.append(IngestOutcome(path, "ready", f"{view.pages} pages, {view.chunks} passages", view.id))
+        else:
+            outcomes.append(IngestOutcome(path, view.status, view.error or "", view.id))
+    tally.finished(outcomes, passages)
+
+
+async def _queue_and_follow(documents: DocumentService, files: list[Path], tally: Tally) -> None:
+    """Queue every file to the running server while following them all, one query per ``POLL_SECONDS``."""
+    pending: dict[str, tuple[Path, DocumentView]] = {}
+    uploading = True
+
+    async def upload_all() -> None:
+        nonlocal uploading
+        try:
+            for path in files:
+                view = await _upload(documents, path, tally, enqueue=True)
+                if view is not None:
+                    pending[view.id] = (path, view)
+        finally:
+            uploading = False
+
+    async def follow() -> None:
+        while uploading or pending:
+            await asyncio.sleep(POLL_SECONDS)
+            asked = list(pending)  # uploads go on meanwhile: only these can be missing from the answer
+            views = await documents.views(asked)
+            final = [view for view in views if view.is_final]
+            working = next((view for view in views if view.status == "processing"), None)
+            if working is not None:
+                tally.working_on(pending[working.id][0])
+            missing = set(asked) - {view.id for view in views}
+            done = [pending.pop(document_id) for document_id in [*(view.id for view in final), *missing]]
+            _record(tally, done, final)
+
+    await asyncio.gather(upload_all(), follow())
 
 
 @dataclass(frozen=True)
@@ -162,8 +297,8 @@ async def _follow_reindex(documents: DocumentService, queued: list[str], progres
     failed = 0
     while pending:
         await asyncio.sleep(POLL_SECONDS)
-        views = [await documents.get_visible(SYSTEM_OWNER, document_id=document_id) for document_id in pending]
-        failed += sum(view.status == "failed" for view in views)
+        views = await documents.views(pending)
+        failed += sum(view.status == "failed" for view in views) + len(pending) - len(views)  # missing: deleted
         pending = [view.id for view in views if not view.is_final]
         progress.update(task, completed=len(queued) - len(pending), current=views[0].title[:40] if pending else "")
     return failed

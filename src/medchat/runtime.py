@@ -170,6 +170,7 @@ class Runtime:
             await self.knowledge_base.close()
         if self.instance is not None:
             await self.instance.stop()
+        await self.services.get(auth.Accounts).close()
         await self.job_queue.aclose()
         await self.stores.close()
 

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     """``medchat worker`` serves ``/metrics`` for Prometheus on this port (on ``host``); 0 serves none. Inside
     ``medchat serve`` the jobs' metrics are in the web ``/metrics``."""
+    worker_shutdown_grace_seconds: int = Field(default=300, ge=0)
+    """On SIGTERM ``medchat worker`` takes no new jobs and lets running ones finish for up to this long, then
+    cancels the rest, which go back on the queue for another worker. Keep it below the pod's
+    ``terminationGracePeriodSeconds``."""
     instance_ttl_seconds: float = Field(default=15.0, gt=0)
     """Each process keeps ``medchat:instance:<id>`` in Redis with this TTL; answers and ingestion jobs of an
     instance whose key has lapsed are orphans (failed, or requeued) at the next sweep."""
@@ -111,6 +115,11 @@ class Settings(BaseSettings):
     # --- stores: a URL means a real server; none means an embedded stand-in ---------------------
     mongodb_uri: str | None = None
     mongodb_database: str = "medchat"
+    mongodb_write_concern: str = Field(default="majority", pattern=r"^(majority|\d+)$")
+    """Write concern of every write (``w``), journaled: ``majority`` survives the loss of a replica-set member;
+    a number counts members. The embedded store and a standalone server treat ``majority`` as their one node."""
+    mongodb_read_concern: Literal["local", "majority"] = "majority"
+    """Read concern of every read: ``majority`` reads only what a majority has written (never rolled back)."""
     redis_url: str | None = None
     qdrant_url: str | None = None
     qdrant_api_key: str | None = Field(default=None, repr=False)
@@ -179,6 +188,9 @@ class Settings(BaseSettings):
 
     # --- retrieval -------------------------------------------------------------------------------
     max_upload_mb: int = Field(default=50, ge=1)
+    originals_store: Literal["mongodb", "files"] = "mongodb"
+    """Where uploaded originals are kept: ``mongodb`` (GridFS, bucket ``originals``: no shared volume between
+    web and worker processes) or ``files`` (``<data dir>/uploads``: one machine, or a volume all of them mount)."""
     search_top_k: int = Field(default=6, ge=1, le=50)
     search_score_threshold: float = Field(default=0.3, ge=0)
     search_chunks_per_document: int = Field(default=2, ge=1, le=50)
@@ -240,6 +252,10 @@ class Settings(BaseSettings):
     """How a follow-up ("and how is it treated?") is searched: ``auto`` has a remote model rewrite it as a
     standalone question (one short call; the thread's topic words when that fails), ``terms`` always uses
     the topic words of the thread's earlier questions, ``off`` searches the question as asked."""
+    chat_model_titles: bool = True
+    """A new conversation is titled by the question's first words at once and then, with a model, by a title
+    the model writes (one short call, beside the answer, never delaying it); false keeps the first words and
+    saves that call."""
     chat_stale_streaming_minutes: float = Field(default=10.0, gt=0)
     """An answer still ``streaming`` this long after it started, stored before answers had an owner instance,
     was orphaned by a crash and is marked failed (owned answers fail once their owner's heartbeat lapses)."""

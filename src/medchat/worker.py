@@ -45,9 +45,16 @@ FUNCTIONS: list[Any] = [ping, purge_audit_log, *retrieval.JOB_FUNCTIONS]
 CRON_JOBS = [cron(purge_audit_log, hour={3}, minute={17}, run_at_startup=False)]
 
 
-def build_worker(runtime: Runtime, *, handle_signals: bool, burst: bool = False) -> Worker:
+def build_worker(
+    runtime: Runtime, *, handle_signals: bool, burst: bool = False, shutdown_grace_seconds: int = 0
+) -> Worker:
     """A worker whose jobs get ``ctx["runtime"]``: the same services the web app uses (``burst``: it stops
-    once the queue is empty)."""
+    once the queue is empty).
+
+    With ``handle_signals``, SIGTERM or SIGINT stops it taking jobs, lets the running ones finish for up to
+    ``shutdown_grace_seconds`` and then cancels the rest; arq puts a cancelled job back on the queue (its
+    try counted, ``max_tries`` still applies) so another worker runs it again. 0 cancels at once.
+    """
     return Worker(
         functions=FUNCTIONS,
         cron_jobs=CRON_JOBS,
@@ -55,6 +62,7 @@ def build_worker(runtime: Runtime, *, handle_signals: bool, burst: bool = False)
         redis_settings=arq_redis_settings(runtime.stores.redis_url),
         ctx={"runtime": runtime},
         handle_signals=handle_signals,
+        job_completion_wait=shutdown_grace_seconds,
         max_jobs=4,
         job_timeout=30 * 60,
         max_tries=3,
@@ -69,7 +77,7 @@ async def run_worker(settings: Settings) -> None:
     configure_tracing()
     metrics = serve_metrics(settings.host, settings.worker_metrics_port)
     runtime = await Runtime.open(settings)
-    worker = build_worker(runtime, handle_signals=True)
+    worker = build_worker(runtime, handle_signals=True, shutdown_grace_seconds=settings.worker_shutdown_grace_seconds)
     beating = asyncio.create_task(
         beat_while_redis_answers(
             settings.worker_heartbeat_path, runtime.stores.ping_redis, interval=settings.worker_heartbeat_seconds
@@ -81,16 +89,25 @@ async def run_worker(settings: Settings) -> None:
     try:
         await worker.async_run()
     except asyncio.CancelledError:
-        pass
+        log.info("worker stopped", complete=worker.jobs_complete, retried_or_requeued=worker.jobs_retried)
     finally:
-        sweeping.cancel()
-        beating.cancel()
+        # The heartbeat goes on through the grace period (the pod is alive while jobs finish) and stops here.
+        await stop_tasks(sweeping, beating)
         heartbeat.clear(settings.worker_heartbeat_path)
         await worker.close()
         await runtime.close()
         if metrics is not None:
             metrics.shutdown()
         mark_this_process_dead()
+
+
+async def stop_tasks(*tasks: asyncio.Task[Any]) -> None:
+    """Cancel background loops and wait until they have ended, so none is cut off mid-write at exit."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def serve_metrics(host: str, port: int) -> MetricsServer | None:

@@ -82,9 +82,7 @@ async def test_wrong_passwords_on_the_profile_page_are_limited(
         assert "Too many wrong passwords" in page.text
 
 
-async def test_the_right_current_password_does_not_count(
-    make_client: AppFactory, register_user: RegisterUser
-) -> None:
+async def test_the_right_current_password_does_not_count(make_client: AppFactory, register_user: RegisterUser) -> None:
     async with make_client(password_failures_per_hour=1) as client:
         user = await register_user(client)
         password = user.password

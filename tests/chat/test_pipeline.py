@@ -15,6 +15,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from medchat.app import create_app
+from medchat.chat.answering.titles import heuristic_title
 from medchat.settings import Settings
 from tests.support.accounts import ChatUser, register
 from tests.support.app import engine_of, in_app_loop
@@ -88,6 +89,20 @@ async def test_the_title_comes_from_the_model(
     turn = (await remote_client.post(f"{API}/messages", json={"content": QUESTION}, headers=user.headers)).json()
     await in_app_loop(remote_client, engine_of(remote_client).wait_background())  # the title is written after
     assert (await conversation(remote_client, user, turn["conversation_id"]))["title"] == "Raised blood pressure"
+
+
+async def test_without_model_titles_the_first_words_stay_and_the_model_answers_only(
+    remote_settings: Settings, fake_llm: FakeLLMServer
+) -> None:
+    fake_llm.reply = lambda body: "Raised blood pressure" if not body.get("stream") else "It is raised [1]."
+    settings = remote_settings.model_copy(update={"chat_model_titles": False})
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        user = await register(client)
+        turn = (await client.post(f"{API}/messages", json={"content": QUESTION}, headers=user.headers)).json()
+        await in_app_loop(client, engine_of(client).wait_background())
+        stored = await conversation(client, user, turn["conversation_id"])
+    assert stored["title"] == heuristic_title(QUESTION)
+    assert [bool((request.body or {}).get("stream")) for request in fake_llm.chat_requests] == [True]
 
 
 FAILURES = [

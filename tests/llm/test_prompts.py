@@ -53,7 +53,7 @@ def test_history_is_trimmed_to_the_budget_keeping_the_newest_turns() -> None:
 
     assert 0 < len(kept) < len(history)
     assert kept[-1].content == history[-1].content
-    assert [message.content for message in kept] == [turn.content for turn in history[-len(kept):]]
+    assert [message.content for message in kept] == [turn.content for turn in history[-len(kept) :]]
     assert isinstance(kept[0], HumanMessage)
     assert count_tokens_approximately(messages) <= 2000
 

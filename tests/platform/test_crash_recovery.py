@@ -21,6 +21,7 @@ import pytest
 
 from tests.support.accounts import PASSWORD
 from tests.support.fake_llm import FakeLLMServer, running_fake_llm
+from tests.support.leaflets import protocol_leaflet
 from tests.support.serve import ServeProcess, descendants, wait_gone
 
 pytestmark = pytest.mark.slow
@@ -32,16 +33,6 @@ WATCH_SECONDS = 0.05
 PARAGRAPHS = 24
 """About 30 passages: one embedding batch, a few seconds on 2 cores, so the server dies while it runs and the
 restarted one finishes well within the limit even on a loaded machine."""
-
-
-def leaflet_text() -> bytes:
-    paragraphs = [
-        f"Section {number}. Patients on regimen {number} should have their blood pressure checked every "
-        f"{number % 12 + 1} weeks; readings above {120 + number % 60}/{80 + number % 20} mmHg are reviewed "
-        f"by the team, and dose {number} of the protocol is adjusted when kidney function changes. " * 6
-        for number in range(PARAGRAPHS)
-    ]
-    return "\n\n".join(paragraphs).encode()
 
 
 def serve_on(data_dir: Path, fake_llm: FakeLLMServer) -> ServeProcess:
@@ -113,7 +104,7 @@ def test_a_killed_server_leaves_no_answer_streaming_and_resumes_the_ingestion(tm
 
             upload = client.post(
                 "/api/v1/documents/",
-                files={"file": ("leaflet.txt", leaflet_text(), "text/plain")},
+                files={"file": ("leaflet.txt", protocol_leaflet(PARAGRAPHS), "text/plain")},
                 data={"scope": "private"},
             )
             assert upload.status_code == 202, upload.text

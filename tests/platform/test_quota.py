@@ -79,3 +79,23 @@ async def test_a_limit_of_zero_is_unlimited(redis: Redis) -> None:
     assert all(outcome.allowed for outcome in outcomes)
     assert outcomes[-1].unlimited and outcomes[-1].remaining is None
     assert outcomes[-1].used == 5, "still counted, so a limit set later applies at once"
+
+
+async def test_one_trip_takes_a_question_only_while_the_checked_budget_lasts(redis: Redis) -> None:
+    clock = Clock(NOON)
+    tokens = Quota(redis, name="tokens", window_seconds=24 * HOUR, clock=clock)
+    questions = Quota(redis, name="questions", window_seconds=HOUR, clock=clock)
+
+    checked, taken = await questions.take_one_unless_used_up("bob", limit=2, checked=tokens, checked_limit=100)
+    assert (checked.allowed, checked.used, taken.allowed, taken.used) == (True, 0, True, 1)
+
+    await tokens.add("bob", 100)
+    checked, taken = await questions.take_one_unless_used_up("bob", limit=2, checked=tokens, checked_limit=100)
+    assert (checked.allowed, checked.used, taken.allowed) == (False, 100, False)
+    assert (await questions.status("bob", limit=2)).used == 1, "a refused question took from the budget"
+
+    checked, taken = await questions.take_one_unless_used_up("bob", limit=2, checked=tokens, checked_limit=0)
+    assert (checked.allowed, taken.allowed, taken.used) == (True, True, 2)
+    checked, taken = await questions.take_one_unless_used_up("bob", limit=2, checked=tokens, checked_limit=0)
+    assert (checked.allowed, taken.allowed, taken.used) == (True, False, 2)
+    assert taken.retry_after(NOON) == HOUR

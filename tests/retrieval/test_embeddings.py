@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -74,3 +75,44 @@ async def test_async_embedding_runs_off_the_event_loop(embedder: Embedder) -> No
     assert seen and loop_thread not in seen
     assert ticks > 1
     assert np.allclose(vectors[0], embedder.embed(["Chest pain radiating to the left arm."])[0], atol=1e-5)
+
+
+class CountingEmbedder(Embedder):
+    """The real model, counting its runs and the texts in each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[list[str]] = []
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.runs.append(list(texts))
+        return super().embed(texts)
+
+
+async def test_queries_asked_together_share_model_runs_and_keep_their_own_vectors() -> None:
+    embedder = CountingEmbedder()
+    questions = [f"What are the symptoms of condition number {number}?" for number in range(12)]
+    try:
+        vectors = await asyncio.gather(*(embedder.embed_query(question) for question in questions))
+        expected = embedder.embed(questions)
+    finally:
+        embedder.close()
+    model_runs = embedder.runs[:-1]  # the last run is the check's own
+    assert sorted(text for run in model_runs for text in run) == sorted(questions)
+    assert len(model_runs) < len(questions), "every query had a model run of its own"
+    for vector, wanted in zip(vectors, expected, strict=True):
+        assert float(vector @ wanted) > 0.9999
+
+
+async def test_a_recent_query_is_not_embedded_again() -> None:
+    embedder = CountingEmbedder()
+    try:
+        first = await embedder.embed_query("How is gout treated?")
+        again = await embedder.embed_query("How is gout treated?")
+        other = await embedder.embed_query("How is asthma treated?")
+    finally:
+        embedder.close()
+    assert embedder.runs == [["How is gout treated?"], ["How is asthma treated?"]]
+    assert np.array_equal(first, again)
+    assert not again.flags.writeable
+    assert float(first @ other) < 0.99

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import zipfile
 
 import pytest
@@ -153,3 +155,24 @@ def test_speech_is_transcribed(wav: bytes) -> None:
 def test_undecodable_audio_is_unreadable() -> None:
     with pytest.raises(UnreadableDocument):
         transcribe(b"RIFF\x00\x00\x00\x00WAVEfmt " + b"\x00" * 20)
+
+
+TYPE_SNIFFING_SECONDS = 15
+"""Far above the linear sniffing's time for these inputs (well under a second on a busy machine); the
+backtracking patterns they replaced spent 40 s of CPU on them."""
+
+
+def test_type_sniffing_of_one_long_line_is_linear() -> None:
+    """Uploads of one long line ("a a a …", "[[[…", "[a](" repeated) are sniffed on the event loop: a
+    pattern that backtracks across the line would stall every request for seconds."""
+    script = """
+import sys
+from medchat.retrieval.parsing.detection import detect_media_type
+for text in ("a " * 32768, "[" * 65536, "x" * 65535 + "\\n", "[a](" * 16384):
+    assert detect_media_type(text.encode()) == "text/plain"
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=TYPE_SNIFFING_SECONDS, check=True
+    )
+    assert done.stdout.strip() == "ok"

@@ -11,8 +11,8 @@ import pytest
 from medchat.ingest import ingest_paths, reindex
 from medchat.retrieval import DocumentService, SearchScope
 from medchat.retrieval.models import SourceDocument
+from medchat.retrieval.originals import open_original_store
 from medchat.retrieval.search import INDEX_VERSION
-from medchat.retrieval.storage import FileStore
 from medchat.runtime import Runtime
 from medchat.settings import Settings
 from tests.support.serve import MEDCHAT, ServeProcess
@@ -79,7 +79,7 @@ async def test_a_document_that_can_no_longer_be_read_counts_as_failed(settings: 
     try:
         document = await SourceDocument.get(outcomes["gout.txt"].document_id)
         assert document is not None
-        FileStore(settings.uploads_dir).path(document.storage_key).unlink()
+        await open_original_store(settings).delete(document.storage_key)
     finally:
         await runtime.close()
     report = await reindex(settings, everything=True)

@@ -263,8 +263,14 @@ class _Handler(BaseHTTPRequestHandler):
 
         def event(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
             created = int(time.time())
-            return {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                    "choices": choices, **extra}
+            return {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": choices,
+                **extra,
+            }
 
         self._send_event(event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]))
         for sent, token in enumerate(tokens):

@@ -36,3 +36,15 @@ Allopurinol or febuxostat, taken every day, lower urate in the blood and prevent
 tophi. They are started at a low dose and the dose is raised until a blood test shows the urate
 level is low enough. Drinking plenty of water, losing weight and cutting down on alcohol also help.
 """
+
+
+def protocol_leaflet(paragraphs: int) -> bytes:
+    """A plain-text protocol of ``paragraphs`` distinct paragraphs (about 1.25 passages each): long enough that
+    its ingestion takes a few seconds, for tests that stop a process while it runs."""
+    sections = [
+        f"Section {number}. Patients on regimen {number} should have their blood pressure checked every "
+        f"{number % 12 + 1} weeks; readings above {120 + number % 60}/{80 + number % 20} mmHg are reviewed "
+        f"by the team, and dose {number} of the protocol is adjusted when kidney function changes. " * 6
+        for number in range(paragraphs)
+    ]
+    return "\n\n".join(sections).encode()

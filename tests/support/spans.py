@@ -1,7 +1,8 @@
 """The spans this test process finishes, kept in memory (the same spans OTLP would export).
 
 ``telemetry.configure_tracing`` installs the process's one tracer provider; ``span_recorder`` adds an
-in-memory exporter to it once, through a ``SimpleSpanProcessor`` (each span is recorded as it ends).
+in-memory exporter to it once, through a ``SimpleSpanProcessor`` (each span is recorded as it ends), and
+turns recording on (without a receiver, spans are dropped at creation).
 Clear it before the work a test looks at: the provider is shared by every test in the process.
 """
 
@@ -15,7 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from medchat.platform.telemetry import configure_tracing
+from medchat.platform.telemetry import SAMPLER, configure_tracing
 
 
 @cache
@@ -25,6 +26,7 @@ def span_recorder() -> InMemorySpanExporter:
     assert isinstance(provider, TracerProvider), f"medchat's tracer provider is not installed: {provider!r}"
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    SAMPLER.receiving = True
     return exporter
 
 

@@ -78,6 +78,7 @@ class Administration(AccountsCore):
                 if disabled:
                     changes["token_version"] = user.token_version + 1
             await user.set(changes)
+            await self.principals.forget(user_id)
         log.info("account changed", user_id=user_id, role=role, disabled=disabled, actor=actor)
         changed = {name: value for name, value in (("role", role), ("disabled", disabled)) if value is not None}
         await audit.record("update", actor_id=actor, resource_type="user", resource_id=user_id, ip=ip, **changed)

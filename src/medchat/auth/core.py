@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from medchat.auth.models import User
 from medchat.auth.passwords import Passwords
+from medchat.auth.principal_cache import PrincipalCache
 from medchat.auth.ratelimit import LoginLimiter, PasswordConfirmLimiter, RegistrationLimiter
 from medchat.auth.rules import field_error, object_id
 from medchat.auth.sessions import Sessions
@@ -43,6 +44,10 @@ class AccountsCore:
         )
         self.registrations = RegistrationLimiter(redis, per_address=settings.registrations_per_hour_per_address)
         self.password_checks = PasswordConfirmLimiter(redis, per_account=settings.password_failures_per_hour)
+        self.principals = PrincipalCache(redis)
+
+    async def close(self) -> None:
+        await self.principals.close()
 
     async def _confirm_password(self, user: User, password: str, *, field: str, message: str) -> None:
         """Check a signed-in person's current password; wrong ones are limited per account (429 past it)."""

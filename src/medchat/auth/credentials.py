@@ -37,12 +37,9 @@ class Credentials(AccountsCore):
 
     async def _principal(self, user_id: str, token_version: int) -> Principal | None:
         """The user behind a session or token, if it still exists, is enabled and was not revoked since:
-        one ``_id`` read of five fields, no document model, on every authenticated request.
-
-        Measured on embedded nx-27017: 0.78 ms per request, against 1.04 ms through Beanie's ``User.get``.
-        Checking on each request (no cache) is what makes a disable or a password change take effect at once.
-        """
-        found = await self._stored(user_id)
+        one ``_id`` read of five fields, no document model, unless this process read it recently (the
+        ``principals`` cache, which every change to those fields clears in every process at once)."""
+        found = await self.principals.get(user_id, self._stored)
         if found is None or found.get("disabled") or found.get("token_version", 0) != token_version:
             return None
         return Principal(id=user_id, email=found["email"], full_name=found.get("full_name", ""), role=found["role"])

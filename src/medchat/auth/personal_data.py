@@ -59,6 +59,7 @@ class PersonalData(ApiKeys):
             await RefreshToken.find(RefreshToken.user_id == user_id).delete()
             await self.delete_api_keys(user_id)
             await user.delete()
+            await self.principals.forget(user_id)
         log.info("account deleted", user_id=user_id, actor=actor)
         await audit.record("delete", actor_id=actor, resource_type="user", resource_id=user_id, ip=ip)
 

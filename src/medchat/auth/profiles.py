@@ -17,6 +17,7 @@ class Profiles(AccountsCore):
     async def update_profile(self, user_id: str, *, full_name: str) -> Account:
         user = await self._user(user_id)
         await user.set({"full_name": clean_name(full_name), "updated_at": utcnow()})
+        await self.principals.forget(user_id)
         return account_of(user)
 
     async def change_password(self, user_id: str, *, current_password: str, new_password: str) -> Account:
@@ -34,5 +35,6 @@ class Profiles(AccountsCore):
             raise field_error("new_password", *problems)
         new_hash = await self.passwords.hash(new_password)
         await user.set({"password_hash": new_hash, "token_version": user.token_version + 1, "updated_at": utcnow()})
+        await self.principals.forget(user_id)
         log.info("password changed; other sessions revoked", user_id=user_id)
         return account_of(user)

@@ -84,13 +84,14 @@ class ChatLimits:
     async def check_and_take(self, user_id: str, *, is_admin: bool) -> Budgets:
         """Take one question from the hour's budget, or raise ``RateLimited`` (taking nothing)."""
         message_limit, token_limit = self._limits[is_admin]
-        tokens = await self._tokens.take(user_id, limit=token_limit, cost=0)
+        tokens, messages = await self._messages.take_one_unless_used_up(
+            user_id, limit=message_limit, checked=self._tokens, checked_limit=token_limit
+        )
         if not tokens.allowed:
             raise _refusal(
                 tokens,
                 f"You have used today's budget of {token_limit:,} tokens for answers.",
             )
-        messages = await self._messages.take(user_id, limit=message_limit)
         if not messages.allowed:
             raise _refusal(messages, f"You have sent {message_limit} questions this hour, the most allowed.")
         return Budgets(messages, tokens)

@@ -8,6 +8,7 @@ none is refused). The chat's picker, the JSON API's ``model`` and ``/v1`` all as
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,16 +95,37 @@ def model_out(model: OfferedModel) -> ModelOut:
     return ModelOut(name=model.name, label=model.label, kind=model.kind, default=model.is_default)
 
 
+RULES_KEPT_SECONDS = 5.0
+"""How long a process answers from the rules it read last: a change made in this process is seen at once,
+one made in another (web worker, pod) within this time."""
+_read_rules: dict[str, tuple[float, list[tuple[str, tuple[str, ...]]]]] = {}
+"""Per database: (when read, the stored rules)."""
+
+
+async def _stored_rules() -> list[tuple[str, tuple[str, ...]]]:
+    """Every stored rule, read at most once per ``RULES_KEPT_SECONDS`` (a question would otherwise read them)."""
+    database = ModelAccessRule.get_pymongo_collection().database.name
+    kept = _read_rules.get(database)
+    if kept is not None and time.monotonic() - kept[0] < RULES_KEPT_SECONDS:
+        return kept[1]
+    rules = [(rule.model, tuple(rule.roles)) for rule in await ModelAccessRule.find_all().to_list()]
+    _read_rules[database] = (time.monotonic(), rules)
+    return rules
+
+
+def _forget_rules() -> None:
+    _read_rules.pop(ModelAccessRule.get_pymongo_collection().database.name, None)
+
+
 @dataclass(frozen=True, slots=True)
 class ModelAccess:
-    """The registry seen through the stored rules (read on every call: rules are few and change rarely)."""
+    """The registry seen through the stored rules (few, changed rarely, so kept for a few seconds)."""
 
     registry: ModelRegistry
 
     async def rules(self) -> dict[str, tuple[str, ...]]:
         """The stored rules of offered models: name -> allowed roles."""
-        stored = await ModelAccessRule.find_all().to_list()
-        return {rule.model: tuple(rule.roles) for rule in stored if rule.model in self.registry}
+        return {model: roles for model, roles in await _stored_rules() if model in self.registry}
 
     async def allowed(self, caller: Principal) -> list[OfferedModel]:
         """The models ``caller``'s role may use, in the registry's order (default first)."""
@@ -171,6 +193,7 @@ class ModelAccess:
         else:
             stored.roles, stored.updated_at, stored.updated_by = chosen, utcnow(), actor
             await stored.save()
+        _forget_rules()
         await audit.record(
             "update", actor_id=actor, resource_type="model_access", resource_id=name, ip=ip, roles=chosen
         )

@@ -65,8 +65,10 @@ def install_local_model(*, echo: Callable[[str], None] = print, target: Path | N
     if target is not None:
         echo(f"Installed into {target}: only processes with it on PYTHONPATH use this model.")
         return
-    echo("medchat uses this model when MEDCHAT_LLM_API_KEY is not set; restart `medchat serve` to pick it up. "
-         "It is a small demo model: its answers are not reliable enough for medical decisions.")
+    echo(
+        "medchat uses this model when MEDCHAT_LLM_API_KEY is not set; restart `medchat serve` to pick it up. "
+        "It is a small demo model: its answers are not reliable enough for medical decisions."
+    )
 
 
 def _pip_install_command(target: Path | None = None) -> list[str]:

@@ -60,6 +60,7 @@ def engine_threads() -> int:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, usable - 1)
 
+
 _engines: dict[Path, Any] = {}
 _engines_lock = threading.Lock()
 _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="medchat-local-llm")
@@ -103,9 +104,7 @@ class LocalProvider:
         self._tracer: Tracer = tracer or NoopTracer()
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
-        prompt = build_prompt(
-            request, context_tokens=self._prompt_tokens, default_system_prompt=COMPACT_SYSTEM_PROMPT
-        )
+        prompt = build_prompt(request, context_tokens=self._prompt_tokens, default_system_prompt=COMPACT_SYSTEM_PROMPT)
         messages = to_openai_messages(prompt)
         body = {
             "messages": messages,
@@ -255,4 +254,3 @@ def check_local_model(model_path: Path, *, prompt: str = "In one sentence, what 
         tokens_per_second=float(timings.get("predicted_per_second") or (tokens / elapsed if elapsed else 0.0)),
         text=(answer["choices"][0]["message"].get("content") or "").strip(),
     )
-

@@ -56,9 +56,7 @@ COMPACT_SYSTEM_PROMPT = (
 )
 """The same rules in a quarter of the tokens, for small local models (slow prompt processing, short memory)."""
 
-NO_SOURCES_NOTE = (
-    "Sources: none were found for this question. Say plainly that the available sources do not cover it."
-)
+NO_SOURCES_NOTE = "Sources: none were found for this question. Say plainly that the available sources do not cover it."
 
 _PROMPT = ChatPromptTemplate.from_messages(
     [

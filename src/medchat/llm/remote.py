@@ -156,9 +156,7 @@ class RemoteProvider:
         messages = [{"role": "user", "content": prompt}]
         with self._tracer.generation(provider="openai", model=self.model, messages=messages) as trace:
             body = {"model": self.model, "messages": messages, "max_tokens": max_tokens}
-            response = await self._with_retries(
-                lambda: self._client.post(COMPLETIONS_PATH, body=body, cast_to=object)
-            )
+            response = await self._with_retries(lambda: self._client.post(COMPLETIONS_PATH, body=body, cast_to=object))
             answer = response if isinstance(response, dict) else {}
             choice = (answer.get("choices") or [{}])[0]
             text = (choice.get("message") or {}).get("content") or ""
@@ -342,5 +340,3 @@ def _upstream_message(error: openai.APIError) -> str:
     body = error.body if isinstance(error.body, dict) else {}
     message = body.get("message") or (body.get("error") or {}).get("message") or error.message
     return " ".join(str(message).split())[:200]
-
-

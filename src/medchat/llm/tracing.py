@@ -98,9 +98,7 @@ class LangSmithTracer:
         self._client = client
 
     @contextmanager
-    def generation(
-        self, *, provider: str, model: str, messages: Sequence[dict[str, Any]]
-    ) -> Iterator[GenerationTrace]:
+    def generation(self, *, provider: str, model: str, messages: Sequence[dict[str, Any]]) -> Iterator[GenerationTrace]:
         """Tracing problems are logged and never reach the generation."""
         inputs = {"messages": [{**message, "content": self._redact(str(message["content"]))} for message in messages]}
         metadata = {"ls_provider": provider, "ls_model_name": model}

@@ -55,7 +55,7 @@ def content_hash(content: str) -> str:
     return hashlib.sha256(content.encode()).hexdigest()
 
 
-async def record(
+def event(
     action: str,
     *,
     actor_id: str | None,
@@ -64,9 +64,9 @@ async def record(
     ip: str | None = None,
     content: str | None = None,
     **details: Any,
-) -> None:
-    """Append one event. ``details`` must not carry health data: ids, counts, formats only."""
-    await AuditEvent(
+) -> AuditEvent:
+    """One event, not yet stored. ``details`` must not carry health data: ids, counts, formats only."""
+    return AuditEvent(
         actor_id=actor_id,
         action=action,
         resource_type=resource_type,
@@ -74,7 +74,18 @@ async def record(
         ip=ip,
         content_sha256=content_hash(content) if content is not None else None,
         details=details,
-    ).insert()
+    )
+
+
+async def record(action: str, **fields: Any) -> None:
+    """Append one event (``event``'s arguments)."""
+    await event(action, **fields).insert()
+
+
+async def record_all(events: list[AuditEvent]) -> None:
+    """Append several events in one write (those of one action, e.g. a new conversation and its question)."""
+    if events:
+        await AuditEvent.insert_many(events)
 
 
 async def query(

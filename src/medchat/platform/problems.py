@@ -108,9 +108,7 @@ def store_failure(exc: BaseException) -> BaseException | None:
 
 
 def _validation_detail(exc: ValidationException, errors: list[Any]) -> str:
-    messages = [
-        f"{item.get('key') or 'body'}: {item.get('message')}" for item in errors if isinstance(item, dict)
-    ]
+    messages = [f"{item.get('key') or 'body'}: {item.get('message')}" for item in errors if isinstance(item, dict)]
     return "; ".join(messages) if messages else str(exc.detail)
 
 

@@ -48,6 +48,27 @@ return used
 """
 
 
+# KEYS[1] a checked budget's counter, KEYS[2] the taken one's; ARGV: checked limit, taken limit (0 = none), ttl of
+# the taken one. Takes 1 from the second when the first is not used up and the second has 1 left: both in one trip.
+_CHECK_THEN_TAKE = """
+local checked_limit = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local checked = tonumber(redis.call('GET', KEYS[1]) or '0')
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+if checked_limit > 0 and checked + 1 > checked_limit then
+  return {0, checked, 0, used}
+end
+if limit > 0 and used + 1 > limit then
+  return {1, checked, 0, used}
+end
+used = redis.call('INCRBY', KEYS[2], 1)
+if redis.call('TTL', KEYS[2]) < 0 then
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
+end
+return {1, checked, 1, used}
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Budget:
     """Where one key stands in the current window. ``limit`` 0 means unlimited."""
@@ -83,6 +104,7 @@ class Quota:
         self._clock = clock
         self._take = redis.register_script(_TAKE)
         self._add = redis.register_script(_ADD)
+        self._check_then_take = redis.register_script(_CHECK_THEN_TAKE)
 
     def _window(self) -> tuple[int, datetime]:
         index = int(self._clock() // self.window_seconds)
@@ -103,6 +125,23 @@ class Quota:
             keys=[self._key(key, index)], args=[cost, max(limit, 0), self.window_seconds + 60]
         )
         return Budget(self.name, limit, int(used), resets_at, allowed=bool(allowed))
+
+    async def take_one_unless_used_up(
+        self, key: str, *, limit: int, checked: Quota, checked_limit: int
+    ) -> tuple[Budget, Budget]:
+        """``checked.take(key, limit=checked_limit, cost=0)`` then, if allowed, ``take(key, limit=limit)``, in one
+        round trip: ``(checked budget, this budget)``, ``allowed`` on each as those two calls would say (this one's
+        False too when the checked one refused, and nothing is taken)."""
+        index, resets_at = self._window()
+        checked_index, checked_resets_at = checked._window()
+        checked_allowed, checked_used, allowed, used = await self._check_then_take(
+            keys=[checked._key(key, checked_index), self._key(key, index)],
+            args=[max(checked_limit, 0), max(limit, 0), self.window_seconds + 60],
+        )
+        return (
+            Budget(checked.name, checked_limit, int(checked_used), checked_resets_at, allowed=bool(checked_allowed)),
+            Budget(self.name, limit, int(used), resets_at, allowed=bool(allowed)),
+        )
 
     async def add(self, key: str, amount: int, *, limit: int = 0) -> Budget:
         """Count ``amount`` already spent (may pass the limit: the next ``take`` is then refused)."""

@@ -46,7 +46,8 @@ def _duration_of(store: str, operation: str) -> Histogram:
 
 
 def _in_a_trace() -> bool:
-    return trace.get_current_span().get_span_context().is_valid
+    """Inside a trace that is being recorded (a dropped one would get no use of a child span)."""
+    return trace.get_current_span().is_recording()
 
 
 class MongoCommandMonitor(monitoring.CommandListener):

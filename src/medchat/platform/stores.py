@@ -98,6 +98,7 @@ class Stores:
             serverSelectionTimeoutMS=timeout_ms,
             connectTimeoutMS=timeout_ms,
             socketTimeoutMS=timeout_ms,  # a paused server answers 503 instead of holding requests forever
+            **_durability(settings),
             event_listeners=[MongoCommandMonitor()],
         )
         redis = TimedRedis.from_url(
@@ -141,6 +142,17 @@ class Stores:
 
     async def ping_redis(self) -> None:
         await asyncio.wait_for(self.redis.ping(), PING_TIMEOUT_SECONDS)
+
+
+def _durability(settings: Settings) -> dict[str, object]:
+    """Client options for durable writes and reads: acknowledged by the configured majority and journaled, read
+    only once a majority holds them, so a replica-set failover never rolls back what a user was shown."""
+    write_concern = settings.mongodb_write_concern
+    return {
+        "w": int(write_concern) if write_concern.isdigit() else write_concern,
+        "journal": True,
+        "readConcernLevel": settings.mongodb_read_concern,
+    }
 
 
 def _start_embedded(settings: Settings, mongodb_uri: str | None, redis_url: str | None) -> list[ChildServer]:

@@ -24,13 +24,13 @@ from medchat.platform.errors import UnsupportedMediaType
 from medchat.platform.instances import InstanceHeartbeat
 from medchat.platform.metrics import INGESTION_DURATION, INGESTION_JOBS
 from medchat.platform.spans import TRACER
-from medchat.retrieval.chunking import chunk_document
+from medchat.retrieval.chunking import Chunk, chunk_document
 from medchat.retrieval.document import ParsedDocument
 from medchat.retrieval.errors import UnreadableDocument
 from medchat.retrieval.models import SourceDocument
+from medchat.retrieval.originals import OriginalStore
 from medchat.retrieval.parsing import IN_PROCESS_TYPES, ArchiveLimits, HeavyWork, detect_media_type, parse_document
 from medchat.retrieval.search import INDEX_VERSION, DocumentInfo, Retriever
-from medchat.retrieval.storage import FileStore
 from medchat.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -79,7 +79,7 @@ class Ingestion:
     """The ingestion half of ``DocumentService`` (which provides the attributes below)."""
 
     _settings: Settings
-    _files: FileStore
+    _files: OriginalStore
     _instances: InstanceHeartbeat | None
     _heavy: HeavyWork
     _archive_limits: ArchiveLimits
@@ -132,20 +132,20 @@ class Ingestion:
             log.info("ingest stopped: document queued again or deleted", document_id=document_id, job_id=job_id)
             return "superseded"
 
-    async def _ingest_claimed(self, document: SourceDocument) -> Outcome:
-        """The body of ``ingest`` once this job holds ``document``; every write it makes is ``_write_as_job``."""
-        document_id = str(document.id)
-        started = time.perf_counter()
+    async def _read_passages(self, document: SourceDocument) -> tuple[ParsedDocument, list[Chunk]]:
+        """Parse and chunk ``document`` (spans ``retrieval.parse`` and ``retrieval.chunk``). Any reason it has
+        no passage is ``UnreadableDocument``, whose detail the user is shown: any parser failure ends the
+        document, never leaves it processing."""
         try:
-            with TRACER.start_as_current_span("retrieval.parse"):
+            with TRACER.start_as_current_span("retrieval.parse", attributes={"document.id": str(document.id)}):
                 parsed = await self._parse(document)
-        except (UnreadableDocument, UnsupportedMediaType) as error:
-            await self._fail(document, error.detail, as_job=True)
-            return "failed"
-        except Exception as error:  # any parser failure ends the document, never leaves it processing
-            log.exception("parsing failed", document_id=document_id)
-            await self._fail(document, f"The file could not be read ({type(error).__name__}).", as_job=True)
-            return "failed"
+        except (UnreadableDocument, Superseded):
+            raise
+        except UnsupportedMediaType as error:
+            raise UnreadableDocument(error.detail) from error
+        except Exception as error:
+            log.exception("parsing failed", document_id=str(document.id))
+            raise UnreadableDocument(f"The file could not be read ({type(error).__name__}).") from error
         with TRACER.start_as_current_span("retrieval.chunk", attributes={"retrieval.pages": len(parsed.pages)}):
             chunks = await asyncio.to_thread(
                 chunk_document,
@@ -154,7 +154,17 @@ class Ingestion:
                 overlap_tokens=self._settings.chunk_overlap_tokens,
             )
         if not chunks:
-            await self._fail(document, "No text was found in this file (a scan with nothing legible?).", as_job=True)
+            raise UnreadableDocument("No text was found in this file (a scan with nothing legible?).")
+        return parsed, chunks
+
+    async def _ingest_claimed(self, document: SourceDocument) -> Outcome:
+        """The body of ``ingest`` once this job holds ``document``; every write it makes is ``_write_as_job``."""
+        document_id = str(document.id)
+        started = time.perf_counter()
+        try:
+            parsed, chunks = await self._read_passages(document)
+        except UnreadableDocument as error:
+            await self._fail(document, error.detail, as_job=True)
             return "failed"
         await self._write_as_job(
             document,

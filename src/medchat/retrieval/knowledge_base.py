@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from medchat.platform.instances import InstanceHeartbeat
+from medchat.retrieval.originals import open_original_store
 from medchat.retrieval.search import Retriever
 from medchat.retrieval.services import DocumentService, JobQueue
-from medchat.retrieval.storage import FileStore
 from medchat.retrieval.vectorstore import VectorStore, open_vector_store
 from medchat.settings import Settings
 
@@ -56,7 +56,7 @@ async def open_knowledge_base(
         retriever = Retriever.from_settings(settings, store=store)
     documents = DocumentService(
         retriever=retriever,
-        files=FileStore(settings.uploads_dir),
+        files=open_original_store(settings),
         queue=queue,
         settings=settings,
         redis=redis,

@@ -119,7 +119,7 @@ class KnowledgeBasePages(Controller):
             await documents.upload(
                 owner=current_user,
                 filename=data.file.filename,
-                data=await data.file.read(),
+                data=data.file.file,
                 scope=data.scope,
                 ip=client_ip,
             )

@@ -46,8 +46,10 @@ def snippet(text: str, query: str, *, max_chars: int = SNIPPET_CHARS) -> str:
     if not sentences:
         return ""
     wanted = set(terms(query))
-    overlaps = [len(wanted & set(terms(sentence))) for sentence in sentences]
-    start = max(range(len(sentences)), key=lambda i: (overlaps[i], -i))
+    start = 0
+    if wanted:
+        overlaps = [len(wanted.intersection(terms(sentence))) for sentence in sentences]
+        start = max(range(len(sentences)), key=lambda i: (overlaps[i], -i))
     window = " ".join(sentences[start:])
     if len(window) <= max_chars:
         return ("… " if start else "") + window

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from litestar import Controller, Response, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, FromQuery, JSONBody, Parameter
-from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
+from litestar.params import Body, FromPath, FromQuery, HeaderParameter, JSONBody, Parameter
+from litestar.response import Stream
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_202_ACCEPTED,
+    HTTP_204_NO_CONTENT,
+    HTTP_206_PARTIAL_CONTENT,
+    HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE,
+)
 
 from medchat.platform.errors import PayloadTooLarge, ValidationFailed
 from medchat.platform.identity import Principal, require_user
 from medchat.platform.openapi import BEARER, problem_responses
 from medchat.retrieval.body_limit import media_limit, upload_limit
+from medchat.retrieval.byte_ranges import RangeNotSatisfiable, requested_range
 from medchat.retrieval.parsing.detection import AUDIO_TYPES
 from medchat.retrieval.schemas import (
     DocumentOut,
@@ -52,20 +60,33 @@ def content_disposition(disposition: str, filename: str) -> str:
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def original_file_response(original: OriginalFile) -> Response[bytes]:
+def original_file_response(original: OriginalFile, *, range_header: str | None = None) -> Response[Any]:
+    """The file streamed from its store: whole (200), or the one byte range asked (206, which a PDF viewer
+    uses to open a large file at its page), or 416 for a range past its end."""
     inline = original.media_type in INLINE_TYPES
     disposition = "inline" if inline else "attachment"
-    return Response(
-        original.data,
-        media_type=original.media_type if inline else "application/octet-stream",
-        headers={
-            "Content-Disposition": content_disposition(disposition, original.filename),
-            "Cache-Control": "private, no-store",
-            # A PDF viewer needs plugin frames; nothing else from this response may run.
-            "Content-Security-Policy": "default-src 'none'; object-src 'self'; plugin-types application/pdf; "
-            "style-src 'unsafe-inline'; sandbox allow-scripts",
-        },
-    )
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": content_disposition(disposition, original.filename),
+        "Cache-Control": "private, no-store",
+        # A PDF viewer needs plugin frames; nothing else from this response may run.
+        "Content-Security-Policy": "default-src 'none'; object-src 'self'; plugin-types application/pdf; "
+        "style-src 'unsafe-inline'; sandbox allow-scripts",
+    }
+    try:
+        wanted = requested_range(range_header, total=original.length)
+    except RangeNotSatisfiable:
+        headers["Content-Range"] = f"bytes */{original.length}"
+        return Response(b"", status_code=HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE, headers=headers)
+    if wanted is None:
+        headers["Content-Length"] = str(original.length)
+        body, status_code = original.stream(), HTTP_200_OK
+    else:
+        headers["Content-Length"] = str(wanted.length)
+        headers["Content-Range"] = wanted.content_range(original.length)
+        body, status_code = original.stream(wanted.start, wanted.end), HTTP_206_PARTIAL_CONTENT
+    media_type = original.media_type if inline else "application/octet-stream"
+    return Stream(body, status_code=status_code, media_type=media_type, headers=headers)
 
 
 class DocumentController(Controller):
@@ -89,9 +110,8 @@ class DocumentController(Controller):
         documents: NamedDependency[DocumentService],
         client_ip: NamedDependency[str | None],
     ) -> DocumentOut:
-        content = await data.file.read()
         view = await documents.upload(
-            owner=current_user, filename=data.file.filename, data=content, scope=data.scope, ip=client_ip
+            owner=current_user, filename=data.file.filename, data=data.file.file, scope=data.scope, ip=client_ip
         )
         return DocumentOut.of(view)
 
@@ -226,6 +246,7 @@ class OriginalFileController(Controller):
         current_user: NamedDependency[Principal],
         documents: NamedDependency[DocumentService],
         client_ip: NamedDependency[str | None],
-    ) -> Response[bytes]:
+        range_header: Annotated[str | None, HeaderParameter(name="Range")] = None,
+    ) -> Response[Any]:
         original = await documents.original(current_user, document_id=document_id, ip=client_ip)
-        return original_file_response(original)
+        return original_file_response(original, range_header=range_header)

@@ -159,7 +159,7 @@ class Retriever:
     async def _embed_query(self, query: str) -> np.ndarray:
         started = time.perf_counter()
         with TRACER.start_as_current_span("retrieval.embed_query"):
-            dense = (await self._embedder.embed_async([query]))[0]
+            dense = await self._embedder.embed_query(query)
         _EMBEDDING_SECONDS.observe(time.perf_counter() - started)
         return dense
 
@@ -230,10 +230,10 @@ class Retriever:
         with TRACER.start_as_current_span("retrieval.embed", attributes={"retrieval.chunks": len(chunks)}):
             dense, sparse = await asyncio.gather(
                 self._embedder.embed_async(texts, bulk=True),
-                asyncio.to_thread(_document_vectors, texts),
+                asyncio.to_thread(document_vectors, texts),
             )
         return [
-            _point(document, chunk, vector, lexical)
+            passage_point(document, chunk, vector, lexical)
             for chunk, vector, lexical in zip(chunks, dense, sparse, strict=True)
         ]
 
@@ -270,11 +270,11 @@ def _passage(span: Span, query: str) -> Passage:
     )
 
 
-def _document_vectors(texts: list[str]) -> list[SparseVector]:
+def document_vectors(texts: list[str]) -> list[SparseVector]:
     return [document_vector(text) for text in texts]
 
 
-def _point(document: DocumentInfo, chunk: Chunk, dense: np.ndarray, sparse: SparseVector) -> PassagePoint:
+def passage_point(document: DocumentInfo, chunk: Chunk, dense: np.ndarray, sparse: SparseVector) -> PassagePoint:
     record = PassageRecord(
         document_id=document.document_id,
         owner_id=document.owner_id,

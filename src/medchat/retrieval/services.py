@@ -7,11 +7,11 @@ add and remove shared documents; they do not see other users' private documents.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import PurePath
-from typing import Any, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 import structlog
 from bson import ObjectId
@@ -32,8 +32,11 @@ from medchat.platform.instances import InstanceHeartbeat
 from medchat.platform.job_context import current_trace_context
 from medchat.platform.pagination import Page, paginate
 from medchat.platform.quota import Quota
-from medchat.retrieval.ingestion import Ingestion, new_job_id
+from medchat.retrieval.batch_ingestion import BatchIngestion
+from medchat.retrieval.ingestion import new_job_id
 from medchat.retrieval.models import FINAL_STATUSES, SourceDocument
+from medchat.retrieval.originals import OriginalStore
+from medchat.retrieval.originals.incoming import Incoming
 from medchat.retrieval.parsing import (
     ArchiveLimits,
     HeavyWork,
@@ -44,7 +47,6 @@ from medchat.retrieval.parsing import (
 )
 from medchat.retrieval.parsing.detection import AUDIO_TYPES, IMAGE_TYPES
 from medchat.retrieval.search import INDEX_VERSION, Retriever
-from medchat.retrieval.storage import FileStore
 from medchat.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -90,9 +92,17 @@ class DocumentView:
 
 @dataclass(frozen=True, slots=True)
 class OriginalFile:
-    data: bytes
+    """A stored original, read as a stream (whole or a byte range) only when its response is sent."""
+
     media_type: str
     filename: str
+    length: int
+    key: str
+    store: OriginalStore
+
+    def stream(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes ``start`` to ``end`` inclusive (to the last byte when None)."""
+        return self.store.stream(self.key, start, end)
 
 
 def view_of(document: SourceDocument) -> DocumentView:
@@ -128,14 +138,15 @@ def _safe_filename(filename: str | None) -> str:
     return (name or "upload")[:255]
 
 
-class DocumentService(Ingestion):
-    """Uploads, queries and deletion here; the ingestion job's body in ``Ingestion``."""
+class DocumentService(BatchIngestion):
+    """Uploads, queries and deletion here; the ingestion job's body in ``Ingestion`` (small documents in
+    batches: ``BatchIngestion``)."""
 
     def __init__(
         self,
         *,
         retriever: Retriever | None,
-        files: FileStore,
+        files: OriginalStore,
         queue: JobQueue,
         settings: Settings,
         redis: Redis | None = None,
@@ -196,22 +207,25 @@ class DocumentService(Ingestion):
         *,
         owner: Principal,
         filename: str | None,
-        data: bytes,
+        data: bytes | BinaryIO,
         scope: Scope,
         enqueue: bool = True,
         ip: str | None = None,
     ) -> DocumentView:
-        """Store the file and its record (``queued``), then queue its ingestion (unless the caller runs it)."""
+        """Store the file and its record (``queued``), then queue its ingestion (unless the caller runs it).
+
+        ``data`` may be a seekable file (an upload spooled to disk): it is streamed into the store in chunks."""
         if scope not in ("shared", "private"):
             raise ValidationFailed("scope: must be 'shared' or 'private'")
         if scope == "shared" and not owner.is_admin:
             raise Forbidden("Only administrators can add shared documents; upload it as private instead.")
-        limit = self._settings.max_upload_mb * 1024 * 1024
-        if len(data) > limit:
+        incoming = Incoming.of(data)
+        size = await incoming.size()
+        if size > self._settings.max_upload_mb * 1024 * 1024:
             raise PayloadTooLarge(
-                f"The file is {len(data) / 1048576:.1f} MB; the limit is {self._settings.max_upload_mb} MB."
+                f"The file is {size / 1048576:.1f} MB; the limit is {self._settings.max_upload_mb} MB."
             )
-        media_type = detect_media_type(data)
+        media_type = await incoming.media_type()
         safe_name = _safe_filename(filename)
         document = SourceDocument(
             id=ObjectId(),
@@ -220,13 +234,19 @@ class DocumentService(Ingestion):
             title=_title_from(safe_name),
             filename=safe_name,
             media_type=media_type,
-            size_bytes=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
+            size_bytes=size,
+            sha256="",
             storage_key="",
         )
         document.storage_key = str(document.id)
-        await self._files.save(document.storage_key, data)
-        await document.insert()
+        digest = hashlib.sha256()
+        await self._files.save(document.storage_key, incoming.chunks(digest), filename=safe_name)
+        document.sha256 = digest.hexdigest()
+        try:
+            await document.insert()
+        except BaseException:
+            await self._files.delete(document.storage_key)
+            raise
         await audit.record(
             "create",
             actor_id=owner.id,
@@ -295,14 +315,26 @@ class DocumentService(Ingestion):
     async def get_visible(self, viewer: Principal, *, document_id: str) -> DocumentView:
         return view_of(await self._visible(viewer, document_id))
 
+    async def views(self, document_ids: list[str]) -> list[DocumentView]:
+        """These documents as they are now, in one query (``medchat ingest`` following its files); a deleted
+        one is missing. Not filtered by viewer: for the CLI, which acts as the system."""
+        ids = [ObjectId(document_id) for document_id in document_ids if ObjectId.is_valid(document_id)]
+        return [view_of(document) for document in await SourceDocument.find({"_id": {"$in": ids}}).to_list()]
+
     async def original(self, viewer: Principal, *, document_id: str, ip: str | None = None) -> OriginalFile:
         document = await self._visible(viewer, document_id)
         await audit.record("read", actor_id=viewer.id, resource_type="document", resource_id=document_id, ip=ip)
         try:
-            data = await self._files.read(document.storage_key)
+            length = await self._files.length(document.storage_key)
         except FileNotFoundError:
             raise NotFound("The original file is no longer stored.") from None
-        return OriginalFile(data=data, media_type=document.media_type, filename=document.filename)
+        return OriginalFile(
+            media_type=document.media_type,
+            filename=document.filename,
+            length=length,
+            key=document.storage_key,
+            store=self._files,
+        )
 
     async def extract_text(self, viewer: Principal, data: bytes, *, kind: MediaKind, refused: str) -> str:
         """The text of an image (OCR) or a recording (speech), within the viewer's hourly budget for ``kind``

@@ -53,8 +53,11 @@ def fold(text: str) -> str:
     return "".join(char for char in decomposed if not unicodedata.combining(char))
 
 
+@lru_cache(maxsize=131_072)
 def stem(word: str) -> str:
-    """A light English stemmer (plural and a few inflections), conservative on short words."""
+    """A light English stemmer (plural and a few inflections), conservative on short words.
+
+    Cached: a search stems every word of the passages it shows (snippets), and words repeat."""
     if len(word) <= 3 or word.isdigit():
         return word
     if word.endswith("ies") and len(word) > 4:

@@ -134,7 +134,12 @@ class ChatEngine:
         self._runs[run.message_id] = run
         run.task = asyncio.create_task(self._answer(run), name=f"chat-answer-{run.message_id}")
         refused = bool(turn.user_message.safety.scope_refusal)  # a refused question never reaches a model
-        if turn.created_conversation and turn.provider.kind == "remote" and not refused:
+        if (
+            turn.created_conversation
+            and turn.provider.kind == "remote"
+            and not refused
+            and self.settings.chat_model_titles
+        ):
             self._in_background(self._model_title(turn))
         return run
 
@@ -188,6 +193,7 @@ class ChatEngine:
             isinstance(run.events[-1], Finished)
             and turn.created_conversation
             and turn.provider.kind == "local"
+            and self.settings.chat_model_titles
             and not turn.user_message.safety.scope_refusal
         ):
             self._in_background(self._model_title(turn))

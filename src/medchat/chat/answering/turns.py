@@ -218,7 +218,9 @@ async def _store(
         writer_instance=writer_instance,
     )
     to_insert.append(assistant)
-    writes += _audit_turn(caller.id, ip, conversation_id, created=created, new_message=to_insert[0])
+    writes.append(
+        audit.record_all(_audit_turn(caller.id, ip, conversation_id, created=created, new_message=to_insert[0]))
+    )
     await asyncio.gather(Message.insert_many(to_insert), *writes)
     # The answer's alternatives: earlier answers to the same question when regenerating.
     earlier = tree.children.get(str(question.id), []) if len(to_insert) == 1 else []
@@ -300,16 +302,16 @@ def _place(
 
 def _audit_turn(
     actor_id: str, ip: str | None, conversation_id: str, *, created: bool, new_message: Message
-) -> list[Awaitable[None]]:
+) -> list[audit.AuditEvent]:
     """``create`` events: the conversation when it is new, and the new message (the question, with a hash
     of its text, or the answer when one is regenerated)."""
     events = []
     if created:
         events.append(
-            audit.record("create", actor_id=actor_id, resource_type="conversation", resource_id=conversation_id, ip=ip)
+            audit.event("create", actor_id=actor_id, resource_type="conversation", resource_id=conversation_id, ip=ip)
         )
     events.append(
-        audit.record(
+        audit.event(
             "create",
             actor_id=actor_id,
             resource_type="message",

@@ -29,11 +29,13 @@ TEXT_TYPES = frozenset({HTML, MARKDOWN, PLAIN_TEXT})
 _MP4_AUDIO_BRANDS = (b"M4A ", b"M4B ", b"mp41", b"mp42", b"isom", b"iso2", b"dash", b"3gp4", b"3gp5", b"qt  ")
 _HTML_START = re.compile(r"^\s*(<!--.*?-->\s*)*(<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>])", re.I | re.S)
 _HTML_ANYWHERE = re.compile(r"<html[\s>]|<body[\s>]", re.I)
+# Linear in the text's length (an upload's first 64 KiB, on the event loop): no pattern can try each of a line's
+# characters as a start and then scan the rest of the line, which took seconds on one long line.
 _MARKDOWN_SIGNS = (
     re.compile(r"^ {0,3}#{1,6}[ \t]+\S", re.M),
-    re.compile(r"^[^\n]*\S[^\n]*\n(=+|-{3,})[ \t]*$", re.M),
+    re.compile(r"^(?=[^\n]*\S)[^\n]*\n(=+|-{3,})[ \t]*$", re.M),
     re.compile(r"^ {0,3}```", re.M),
-    re.compile(r"\[[^\]\n]+\]\([^)\s]+\)"),
+    re.compile(r"\[[^\]\n]{1,300}\]\([^)\s]{1,1000}\)"),
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _SNIFF_BYTES = 64 * 1024

@@ -36,7 +36,7 @@ def qdrant_call(operation: str) -> Callable[[Callable[P, Awaitable[T]]], Callabl
         async def timed(*args: P.args, **kwargs: P.kwargs) -> T:
             started = time.perf_counter()
             try:
-                if trace.get_current_span().get_span_context().is_valid:
+                if trace.get_current_span().is_recording():
                     with TRACER.start_as_current_span(span_name, kind=SpanKind.CLIENT, attributes=attributes):
                         return await call(*args, **kwargs)
                 return await call(*args, **kwargs)
