@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,6 @@ sys.path.insert(0, str(REPOSITORY))
 sys.path.insert(0, str(REPOSITORY / "bench"))
 
 import knowledge_base  # noqa: E402
-from chat_questions import conversations  # noqa: E402
 from chat_server import register, serve_filled, served_code  # noqa: E402
 from tests.support.serve import ServeProcess  # noqa: E402
 
@@ -133,8 +133,28 @@ def ratios(medchat: list[dict], peer: list[dict]) -> list[str]:
     return lines
 
 
-def prepare_medchat(directory: Path, llm_url: str, options: argparse.Namespace) -> tuple[ServeProcess, str, Path]:
-    """The started server, a user's token, and the questions file (each conversation's first question)."""
+def distinct_questions(rows: list[dict], seed: int) -> list[str]:
+    """Every distinct MedQuAD question of the knowledge base's answers, in a seeded order: each request of a
+    whole run asks one no request asked before, so medchat's cache of recent query vectors never answers one
+    (a real user's repeated question would be a hit; a benchmark's cycling through a short list is not)."""
+    unique = list(dict.fromkeys(" ".join(row["question"].split()) for row in rows))
+    random.Random(seed).shuffle(unique)
+    return unique
+
+
+def questions_of_round(questions: list[str], number: int, options: argparse.Namespace, directory: Path) -> Path:
+    """Round ``number``'s slice of ``questions`` (``2 modes × concurrencies × requests`` of them) as a file."""
+    per_round = 2 * len(options.conc.split(",")) * options.requests
+    chosen = questions[(number - 1) * per_round : number * per_round]
+    if len(chosen) < per_round:
+        raise SystemExit(f"{len(questions)} distinct questions cannot give round {number} {per_round} new ones")
+    path = directory / f"questions-{number}.txt"
+    path.write_text("\n".join(chosen) + "\n")
+    return path
+
+
+def prepare_medchat(directory: Path, llm_url: str, options: argparse.Namespace) -> tuple[ServeProcess, str, list[str]]:
+    """The started server, a user's token, and the distinct questions to ask."""
     env = {
         "MEDCHAT_LLM_BASE_URL": llm_url,
         "MEDCHAT_LLM_API_KEY": "sk-x",
@@ -144,10 +164,8 @@ def prepare_medchat(directory: Path, llm_url: str, options: argparse.Namespace) 
         "MEDCHAT_LOG_LEVEL": os.environ.get("MEDCHAT_LOG_LEVEL", "INFO"),
     }
     code = served_code(env)
-    pool = conversations(knowledge_base.select_rows(options.knowledge_base, options.seed), 5, options.seed)
-    questions = directory / "questions.txt"
-    questions.write_text("\n".join(conversation[0] for conversation in pool) + "\n")
-    server = serve_filled(directory, env, options, code, pool[0][0])
+    questions = distinct_questions(knowledge_base.select_rows(options.knowledge_base, options.seed), options.seed)
+    server = serve_filled(directory, env, options, code, questions[0])
 
     async def token() -> str:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
@@ -184,7 +202,8 @@ def main() -> None:
                 print(f"medchat serve at {server.base_url} (log {server.log_path}), stub model at {llm_url}")
                 for number in range(1, options.rounds + 1):
                     print(f"== round {number}, medchat's half; uptime: {uptime()}", flush=True)
-                    medchat = medchat_half(server.base_url, token, server.process.pid, questions, options)
+                    asked = questions_of_round(questions, number, options, Path(directory))
+                    medchat = medchat_half(server.base_url, token, server.process.pid, asked, options)
                     print(f"== round {number}, Open WebUI's half; uptime: {uptime()}", flush=True)
                     peer = peer_half(options)
                     print(f"== round {number}: medchat / Open WebUI; uptime: {uptime()}")
