@@ -10,12 +10,15 @@ an embedded Qdrant is the worker's alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from arq.connections import create_pool
@@ -128,24 +131,32 @@ def output_of(worker: subprocess.Popen[str]) -> str:
 
 def terminate_and_wait(worker: subprocess.Popen[str]) -> int:
     worker.send_signal(signal.SIGTERM)
+    return worker.wait(timeout=WAIT_SECONDS)
+
+
+@contextlib.contextmanager
+def running_worker(settings: Settings, *, grace_seconds: int) -> Iterator[subprocess.Popen[str]]:
+    """A ``medchat worker`` process, killed on the way out if the test left it running."""
+    worker = start_worker(settings, settings.data_dir, grace_seconds=grace_seconds)
     try:
-        return worker.wait(timeout=WAIT_SECONDS)
+        yield worker
     finally:
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+def stop_once(documents: Documents, document_id: str, status: str, worker: subprocess.Popen[str]) -> dict[str, Any]:
+    """The document once it has ``status``; then the worker is sent SIGTERM and must exit 0."""
+    document = documents.wait_for_status(document_id, status, worker)
+    assert terminate_and_wait(worker) == 0, output_of(worker)
+    return document
 
 
 def test_sigterm_lets_the_running_ingestion_finish_then_exits_0(settings: Settings, documents: Documents) -> None:
     document_id = asyncio.run(upload_leaflet(settings))
-    worker = start_worker(settings, settings.data_dir, grace_seconds=300)
-    try:
-        running = documents.wait_for_status(document_id, "processing", worker)
-        assert terminate_and_wait(worker) == 0, output_of(worker)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+    with running_worker(settings, grace_seconds=300) as worker:
+        running = stop_once(documents, document_id, "processing", worker)
 
     document = documents.get(document_id)
     assert document["status"] == "ready", document.get("error")
@@ -161,28 +172,16 @@ def test_without_grace_the_running_ingestion_goes_back_on_the_queue_for_the_next
     settings: Settings, documents: Documents
 ) -> None:
     document_id = asyncio.run(upload_leaflet(settings))
-    worker = start_worker(settings, settings.data_dir, grace_seconds=0)
-    try:
-        running = documents.wait_for_status(document_id, "processing", worker)
-        assert terminate_and_wait(worker) == 0, output_of(worker)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+    with running_worker(settings, grace_seconds=0) as worker:
+        running = stop_once(documents, document_id, "processing", worker)
 
     assert documents.get(document_id)["status"] == "processing", "cancelled mid-way, not finished"
     queued, result = asyncio.run(job_state(str(settings.redis_url), running["job_id"]))
     assert queued, "the cancelled job is back on the queue"
     assert result is None
 
-    successor = start_worker(settings, settings.data_dir, grace_seconds=300)
-    try:
-        document = documents.wait_for_status(document_id, "ready", successor)
-        assert terminate_and_wait(successor) == 0, output_of(successor)
-    finally:
-        if successor.poll() is None:
-            successor.kill()
-            successor.wait()
+    with running_worker(settings, grace_seconds=300) as successor:
+        document = stop_once(documents, document_id, "ready", successor)
 
     assert document["chunks"] > 0
     queued, result = asyncio.run(job_state(str(settings.redis_url), running["job_id"]))
