@@ -3,10 +3,11 @@
 from litestar import Router
 
 from medchat.auth import deps
+from medchat.auth.admin_pages import AdminPages
 from medchat.auth.api_key_pages import AdminApiKeyPages
 from medchat.auth.api_key_routes import AdminApiKeysController, ApiKeysController
 from medchat.auth.audit import AuditController, AuditPages
-from medchat.auth.pages import AccountPages, AdminPages, ProfilePages
+from medchat.auth.pages import AccountPages, ProfilePages
 from medchat.auth.routes import AuthController, UsersController
 from medchat.platform.web import VARY_ON_HTMX
 
