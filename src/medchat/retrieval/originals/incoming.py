@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import zipfile
 from collections.abc import AsyncIterator
 from typing import BinaryIO, Protocol
 
 from medchat.platform.errors import UnsupportedMediaType
 from medchat.retrieval.parsing import detect_media_type
-from medchat.retrieval.parsing.detection import DOCX
+from medchat.retrieval.parsing.detection import DOCX, is_docx
 
 CHUNK_BYTES = 256 * 1024
 SNIFF_BYTES = 1024 * 1024
@@ -43,7 +42,7 @@ class Incoming:
         head = await self._read_at(0, SNIFF_BYTES)
         if len(head) < SNIFF_BYTES or not head.startswith(b"PK\x03\x04"):
             return detect_media_type(head if len(head) < SNIFF_BYTES else _whole_characters(head))
-        if await asyncio.to_thread(self._is_docx):
+        if await asyncio.to_thread(self._is_docx_in_place):
             return DOCX
         raise UnsupportedMediaType("unsupported file type: a zip archive that is not a DOCX document")
 
@@ -61,13 +60,9 @@ class Incoming:
 
         return await asyncio.to_thread(read)
 
-    def _is_docx(self) -> bool:
+    def _is_docx_in_place(self) -> bool:
         self._file.seek(0)
-        try:
-            with zipfile.ZipFile(self._file) as archive:
-                return "word/document.xml" in archive.namelist()
-        except zipfile.BadZipFile:
-            return False
+        return is_docx(self._file)
 
 
 def _whole_characters(head: bytes) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from typing import BinaryIO
 
 from medchat.platform.errors import UnsupportedMediaType
 
@@ -65,7 +66,7 @@ def _binary_type(data: bytes) -> str | None:
     if head.startswith((b"II*\x00", b"MM\x00*")):
         return TIFF
     if head.startswith(b"PK\x03\x04"):
-        return DOCX if _is_docx(data) else None
+        return DOCX if is_docx(data) else None
     if head.startswith(b"RIFF") and data[8:12] == b"WAVE":
         return WAV
     if head.startswith(b"ID3") or _is_mpeg_audio_frame(head):
@@ -79,9 +80,10 @@ def _binary_type(data: bytes) -> str | None:
     return None
 
 
-def _is_docx(data: bytes) -> bool:
+def is_docx(source: bytes | BinaryIO) -> bool:
+    """A zip archive holding a Word document; ``source`` is its bytes or a seekable file, read in place."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as archive:
             return "word/document.xml" in archive.namelist()
     except zipfile.BadZipFile:
         return False
