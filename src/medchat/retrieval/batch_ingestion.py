@@ -35,7 +35,6 @@ from bson import ObjectId
 from pymongo import UpdateOne
 
 from medchat.platform.clock import utcnow
-from medchat.platform.metrics import INGESTION_DURATION, INGESTION_JOBS
 from medchat.platform.spans import TRACER
 from medchat.retrieval.batch_index import DocumentChunks, index_documents
 from medchat.retrieval.chunking import Chunk
@@ -47,6 +46,9 @@ from medchat.retrieval.ingestion import (
     Outcome,
     Superseded,
     TransientIngestError,
+    claimed_fields,
+    count_outcome,
+    stored_document,
 )
 from medchat.retrieval.models import SourceDocument
 from medchat.retrieval.search import INDEX_VERSION, DocumentInfo
@@ -85,7 +87,7 @@ class BatchIngestion(Ingestion):
     async def ingest_queued(self, document_id: str, *, job_id: str | None) -> None:
         """The ``ingest_document`` job: a small document in a batch with the small ones waiting behind it,
         anything else as before (``ingest``)."""
-        document = await _stored(document_id)
+        document = await stored_document(document_id)
         if job_id is None or (
             document is not None and (document.job_id is None or not self.is_small(document.size_bytes))
         ):
@@ -96,7 +98,7 @@ class BatchIngestion(Ingestion):
             return
         if document is None or document.job_id != job_id:
             log.info("ingest of its own document superseded", document_id=document_id, job_id=job_id)
-            _count("superseded", 0.0)  # the job's own document; documents it still holds are taken back below
+            count_outcome("superseded", 0.0)  # the job's own document; documents it still holds are taken back below
         mates = await _waiting_small_documents(exclude=document_id, limit=BATCH_DOCUMENTS - 1)
         claimed = await self._claim_batch(job_id, mates)
         if claimed:
@@ -132,7 +134,7 @@ class BatchIngestion(Ingestion):
             finally:
                 seconds = time.perf_counter() - started
                 for outcome in outcomes.values():
-                    _count(outcome, seconds)
+                    count_outcome(outcome, seconds)
                 if lead_id in outcomes:
                     span.set_attribute("retrieval.ingest.outcome", outcomes[lead_id])
         ready = sum(outcome == "ready" for outcome in outcomes.values())
@@ -274,15 +276,7 @@ def _ready_fields(item: _Prepared) -> dict[str, Any]:
 
 def _claim_update(instance_id: str | None) -> dict[str, Any]:
     """What ``Ingestion._claim`` writes, for many documents at once (each one's attempts counted up)."""
-    fields = {
-        "status": "processing",
-        "stage": "parsing",
-        "progress": 0.02,
-        "error": None,
-        "ingesting_instance": instance_id,
-        "updated_at": utcnow(),
-    }
-    return {"$set": fields, "$inc": {"attempts": 1}}
+    return {"$set": claimed_fields(instance_id) | {"updated_at": utcnow()}, "$inc": {"attempts": 1}}
 
 
 async def _set_many(prepared: list[_Prepared], job_id: str | None, fields: dict[str, Any]) -> None:
@@ -293,10 +287,6 @@ async def _set_many(prepared: list[_Prepared], job_id: str | None, fields: dict[
 
 def _naming(job_id: str | None, condition: dict[str, Any]) -> dict[str, Any]:
     return condition if job_id is None else condition | {"job_id": job_id}
-
-
-async def _stored(document_id: str) -> SourceDocument | None:
-    return await SourceDocument.get(ObjectId(document_id)) if ObjectId.is_valid(document_id) else None
 
 
 async def _waiting_small_documents(*, exclude: str, limit: int) -> list[SourceDocument]:
@@ -313,8 +303,3 @@ async def _waiting_small_documents(*, exclude: str, limit: int) -> list[SourceDo
 def _names_its_own_job(document: SourceDocument) -> bool:
     """Jobs are named after their document (``new_job_id``): another document's job name means a batch took it."""
     return document.job_id is not None and document.job_id.startswith(f"ingest:{document.id}:")
-
-
-def _count(outcome: Outcome, seconds: float) -> None:
-    INGESTION_JOBS.labels(outcome=outcome).inc()
-    INGESTION_DURATION.labels(outcome=outcome).observe(seconds)

@@ -51,6 +51,28 @@ class Superseded(Exception):
     """The document no longer names the running job (queued again under another, or deleted): it stops."""
 
 
+def claimed_fields(instance_id: str | None) -> dict[str, Any]:
+    """What claiming a document for a job writes (besides its attempts counted up)."""
+    return {
+        "status": "processing",
+        "stage": "parsing",
+        "progress": 0.02,
+        "error": None,
+        "ingesting_instance": instance_id,
+    }
+
+
+async def stored_document(document_id: str) -> SourceDocument | None:
+    """The document's record; None for a deleted one or a malformed id."""
+    return await SourceDocument.get(ObjectId(document_id)) if ObjectId.is_valid(document_id) else None
+
+
+def count_outcome(outcome: Outcome, seconds: float) -> None:
+    """An ingestion job's end, in ``INGESTION_JOBS`` and ``INGESTION_DURATION``."""
+    INGESTION_JOBS.labels(outcome=outcome).inc()
+    INGESTION_DURATION.labels(outcome=outcome).observe(seconds)
+
+
 def new_job_id(document: SourceDocument) -> str:
     return f"ingest:{document.id}:{time.time_ns()}"
 
@@ -113,11 +135,10 @@ class Ingestion:
             finally:
                 if outcome is not None:
                     span.set_attribute("retrieval.ingest.outcome", outcome)
-                    INGESTION_JOBS.labels(outcome=outcome).inc()
-                    INGESTION_DURATION.labels(outcome=outcome).observe(time.perf_counter() - started)
+                    count_outcome(outcome, time.perf_counter() - started)
 
     async def _ingest(self, document_id: str, *, job_id: str | None) -> Outcome:
-        document = await SourceDocument.get(ObjectId(document_id)) if ObjectId.is_valid(document_id) else None
+        document = await stored_document(document_id)
         if document is None:
             log.info("ingest skipped: document deleted", document_id=document_id)
             return "superseded"
@@ -216,14 +237,8 @@ class Ingestion:
             if document.job_id != job_id:
                 return False
             condition["job_id"] = job_id
-        fields: dict[str, Any] = {
-            "status": "processing",
-            "stage": "parsing",
-            "progress": 0.02,
-            "error": None,
-            "attempts": document.attempts + 1,
-            "ingesting_instance": self._instances.id if self._instances is not None else None,
-        }
+        instance_id = self._instances.id if self._instances is not None else None
+        fields = claimed_fields(instance_id) | {"attempts": document.attempts + 1}
         return await set_if(document, condition, fields)
 
     async def requeue_orphaned(self) -> int:
