@@ -63,9 +63,16 @@ async def check_knowledge_base(base_url: str, question: str) -> tuple[int, int, 
         return ready, chunks, len(response.json()["results"])
 
 
+class FilledServer(ServeProcess):
+    """A ``medchat serve`` on the knowledge base, with the memory its processes held before any question
+    (per process label: RSS and PSS, MiB)."""
+
+    memory_before_first_question: tuple[dict[str, float], dict[str, float]] = ({}, {})
+
+
 def serve_filled(
     directory: Path, env: dict[str, str], options: argparse.Namespace, code: tuple[Path, str], probe: str
-) -> ServeProcess:
+) -> FilledServer:
     """A started ``medchat serve`` on a fresh copy of the cached knowledge base; rebuilds the cache once
     when it was indexed with another index version, or the copy does not serve (a changed store format,
     a broken or partial build). With ``options.kb_source`` (another checkout's source dir, same index
@@ -92,14 +99,14 @@ def serve_filled(
             print(f"  ingested in {kb.manifest['ingest_seconds']:.0f} s: {kb.manifest['ingest_output']}")
         data_dir = directory / f"data-{attempt}"
         copy_seconds = knowledge_base.copy_data_dir(kb, data_dir)
-        server = ServeProcess(data_dir, extra_env=env)
+        server = FilledServer(data_dir, extra_env=env)
         problem = ""
         try:
             ready_seconds = server.start().wait_ready()
             assert server.process is not None
             asyncio.run(settle(server.process.pid))
             # Before the first question (the knowledge-base check below asks one, which loads the model).
-            server.memory_before_first_question = (  # type: ignore[attr-defined]
+            server.memory_before_first_question = (
                 rss_by_label(server.process.pid),
                 pss_by_label(server.process.pid),
             )
